@@ -1,0 +1,418 @@
+//! Validation of objects before they are stored, with upstream's field paths and messages
+//! (k/k `pkg/apis/*/validation`, apimachinery `pkg/util/validation`). Runs after defaulting, on the
+//! stored version's JSON.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::error::Cause;
+use super::selectors::LabelSelector;
+
+const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', \
+and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is \
+'[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \
+'-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is \
+'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with \
+an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for \
+validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start \
+and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is \
+'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' \
+or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex \
+used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+/// Upstream's limit on the total size of an object's annotations.
+const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+
+fn is_lower_alnum(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+/// The character rules of an RFC 1123 label; length is checked separately, as upstream reports it apart.
+fn is_dns1123_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.starts_with(is_lower_alnum)
+        && s.ends_with(is_lower_alnum)
+        && s.chars().all(|c| is_lower_alnum(c) || c == '-')
+}
+
+pub fn dns1123_label_errors(s: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    if s.len() > 63 {
+        errors.push("must be no more than 63 characters".to_string());
+    }
+    if !is_dns1123_label(s) {
+        errors.push(DNS1123_LABEL_MSG.to_string());
+    }
+    errors
+}
+
+pub fn dns1123_subdomain_errors(s: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    if s.len() > 253 {
+        errors.push("must be no more than 253 characters".to_string());
+    }
+    if !s.split('.').all(|part| !part.is_empty() && part.len() <= 63 && is_dns1123_label(part)) {
+        errors.push(DNS1123_SUBDOMAIN_MSG.to_string());
+    }
+    errors
+}
+
+fn dns1035_label_errors(s: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    if s.len() > 63 {
+        errors.push("must be no more than 63 characters".to_string());
+    }
+    if !(is_dns1123_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase())) {
+        errors.push(DNS1035_LABEL_MSG.to_string());
+    }
+    errors
+}
+
+fn is_qualified_part(s: &str) -> bool {
+    let edge = |c: char| c.is_ascii_alphanumeric();
+    !s.is_empty()
+        && s.starts_with(edge)
+        && s.ends_with(edge)
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// Problems with a label key or other qualified name (`prefix/name`).
+pub fn qualified_name_errors(s: &str) -> Vec<String> {
+    let (prefix, name) = match s.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, s),
+    };
+    let mut errors = Vec::new();
+    if let Some(prefix) = prefix {
+        if prefix.is_empty() {
+            errors.push("prefix part must be non-empty".to_string());
+        } else {
+            errors.extend(dns1123_subdomain_errors(prefix).into_iter().map(|e| format!("prefix part {e}")));
+        }
+    }
+    if name.is_empty() {
+        errors.push("name part must be non-empty".to_string());
+    } else if name.len() > 63 {
+        errors.push("name part must be no more than 63 characters".to_string());
+    } else if !is_qualified_part(name) {
+        errors.push(QUALIFIED_NAME_MSG.to_string());
+    }
+    errors
+}
+
+pub fn label_value_errors(s: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    if s.len() > 63 {
+        errors.push("must be no more than 63 characters".to_string());
+    }
+    if !s.is_empty() && !is_qualified_part(s) {
+        errors.push(LABEL_VALUE_MSG.to_string());
+    }
+    errors
+}
+
+/// How a kind's names are validated.
+fn name_errors(kind: &str, name: &str) -> Vec<String> {
+    match kind {
+        "Namespace" => dns1123_label_errors(name),
+        "Service" => dns1035_label_errors(name),
+        _ => dns1123_subdomain_errors(name),
+    }
+}
+
+/// Validates a stored-version object of `kind`. `old` is the stored object on update.
+pub fn validate(kind: &str, object: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = validate_metadata(kind, object);
+    let spec = object.get("spec").unwrap_or(&Value::Null);
+    match kind {
+        "Pod" => {
+            causes.extend(validate_pod_spec(spec, &["Always", "OnFailure", "Never"]).into_iter().map(|c| c.under("spec")));
+            if let Some(old) = old {
+                causes.extend(validate_pod_update(object, old));
+            }
+        }
+        "Deployment" | "ReplicaSet" => causes.extend(validate_workload(kind, spec, old)),
+        "Service" => causes.extend(validate_service(spec)),
+        "HorizontalPodAutoscaler" => causes.extend(validate_hpa(spec)),
+        _ => {}
+    }
+    causes
+}
+
+fn validate_metadata(kind: &str, object: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let meta = object.get("metadata").unwrap_or(&Value::Null);
+    match meta.get("name").and_then(Value::as_str) {
+        None | Some("") => causes.push(Cause::required("metadata.name").with_message(
+            "name or generateName is required",
+        )),
+        Some(name) => {
+            for e in name_errors(kind, name) {
+                causes.push(Cause::invalid("metadata.name", &Value::from(name), e));
+            }
+        }
+    }
+    if let Some(labels) = meta.get("labels").and_then(Value::as_object) {
+        for (key, value) in labels {
+            for e in qualified_name_errors(key) {
+                causes.push(Cause::invalid("metadata.labels", &Value::from(key.as_str()), e));
+            }
+            let value_str = value.as_str().unwrap_or_default();
+            for e in label_value_errors(value_str) {
+                causes.push(Cause::invalid("metadata.labels", value, e));
+            }
+        }
+    }
+    if let Some(annotations) = meta.get("annotations").and_then(Value::as_object) {
+        let mut total = 0;
+        for (key, value) in annotations {
+            for e in qualified_name_errors(&key.to_lowercase()) {
+                causes.push(Cause::invalid("metadata.annotations", &Value::from(key.as_str()), e));
+            }
+            total += key.len() + value.as_str().map_or(0, str::len);
+        }
+        if total > TOTAL_ANNOTATION_SIZE_LIMIT {
+            causes.push(Cause {
+                reason: "FieldValueTooLong",
+                field: "metadata.annotations".into(),
+                message: format!("Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"),
+            });
+        }
+    }
+    causes
+}
+
+impl Cause {
+    fn with_message(mut self, message: &str) -> Self {
+        self.message = format!("{}: {message}", self.message);
+        self
+    }
+}
+
+fn validate_pod_spec(spec: &Value, restart_policies: &[&str]) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let containers = spec.get("containers").and_then(Value::as_array);
+    match containers {
+        None => causes.push(Cause::required("containers")),
+        Some(list) if list.is_empty() => causes.push(Cause::required("containers")),
+        Some(_) => {}
+    }
+    let mut names = BTreeSet::new();
+    for field in ["initContainers", "containers"] {
+        for (i, container) in spec.get(field).and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let path = format!("{field}[{i}]");
+            causes.extend(validate_container(container, &mut names).into_iter().map(|c| c.under(&path)));
+        }
+    }
+    if let Some(policy) = spec.get("restartPolicy")
+        && !restart_policies.contains(&policy.as_str().unwrap_or_default())
+    {
+        causes.push(Cause::not_supported("restartPolicy", policy, restart_policies));
+    }
+    causes
+}
+
+fn validate_container(container: &Value, names: &mut BTreeSet<String>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    match container.get("name").and_then(Value::as_str) {
+        None | Some("") => causes.push(Cause::required("name")),
+        Some(name) => {
+            for e in dns1123_label_errors(name) {
+                causes.push(Cause::invalid("name", &Value::from(name), e));
+            }
+            if !names.insert(name.to_string()) {
+                causes.push(Cause::duplicate("name", &Value::from(name)));
+            }
+        }
+    }
+    if container.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
+        causes.push(Cause::required("image"));
+    }
+    for (i, port) in container.get("ports").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let value = port.get("containerPort").cloned().unwrap_or(Value::Null);
+        if !value.as_i64().is_some_and(|p| (1..=65535).contains(&p)) {
+            causes.push(Cause::invalid(
+                format!("ports[{i}].containerPort"),
+                &value,
+                "must be between 1 and 65535, inclusive",
+            ));
+        }
+    }
+    causes
+}
+
+/// Upstream allows only a few pod spec fields to change after creation.
+fn validate_pod_update(new: &Value, old: &Value) -> Vec<Cause> {
+    let mutable_masked = |pod: &Value| {
+        let mut spec = pod.get("spec").cloned().unwrap_or(Value::Null);
+        for field in ["containers", "initContainers"] {
+            for container in spec.get_mut(field).and_then(Value::as_array_mut).into_iter().flatten() {
+                container["image"] = Value::Null;
+            }
+        }
+        for field in ["activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"] {
+            if let Some(spec) = spec.as_object_mut() {
+                spec.remove(field);
+            }
+        }
+        spec
+    };
+    if mutable_masked(new) == mutable_masked(old) {
+        return Vec::new();
+    }
+    vec![Cause::forbidden(
+        "spec",
+        "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,\
+`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),\
+`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+    )]
+}
+
+fn validate_workload(kind: &str, spec: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    if let Some(replicas) = spec.get("replicas")
+        && replicas.as_i64().is_some_and(|r| r < 0)
+    {
+        causes.push(Cause::invalid("spec.replicas", replicas, "must be greater than or equal to 0"));
+    }
+    let selector = spec.get("selector");
+    match selector {
+        None | Some(Value::Null) => causes.push(Cause::required("spec.selector")),
+        Some(selector) => match LabelSelector::from_label_selector(selector) {
+            Err(e) => causes.push(Cause::invalid("spec.selector", selector, e)),
+            Ok(parsed) if parsed.is_empty() => causes.push(Cause::invalid(
+                "spec.selector",
+                selector,
+                format!("empty selector is invalid for {}", kind.to_lowercase()),
+            )),
+            Ok(parsed) => {
+                let template = spec.get("template").unwrap_or(&Value::Null);
+                if !parsed.matches_object(template) {
+                    let labels = template.pointer("/metadata/labels").cloned().unwrap_or(Value::Null);
+                    causes.push(Cause::invalid(
+                        "spec.template.metadata.labels",
+                        &labels,
+                        "`selector` does not match template `labels`",
+                    ));
+                }
+            }
+        },
+    }
+    if let Some(old_selector) = old.and_then(|o| o.pointer("/spec/selector"))
+        && let Some(selector) = selector
+        && selector != old_selector
+    {
+        causes.push(Cause::invalid("spec.selector", selector, "field is immutable"));
+    }
+    let pod_spec = spec.pointer("/template/spec").unwrap_or(&Value::Null);
+    causes.extend(validate_pod_spec(pod_spec, &["Always"]).into_iter().map(|c| c.under("spec.template.spec")));
+    if kind == "Deployment"
+        && let Some(strategy) = spec.pointer("/strategy/type")
+        && !["RollingUpdate", "Recreate"].contains(&strategy.as_str().unwrap_or_default())
+    {
+        causes.push(Cause::not_supported("spec.strategy.type", strategy, &["Recreate", "RollingUpdate"]));
+    }
+    causes
+}
+
+fn validate_service(spec: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let kind = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP");
+    let supported = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
+    if !supported.contains(&kind) {
+        causes.push(Cause::not_supported("spec.type", &Value::from(kind), &supported));
+    }
+    let ports = spec.get("ports").and_then(Value::as_array);
+    let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
+    if ports.is_none_or(Vec::is_empty) && kind != "ExternalName" && !headless {
+        causes.push(Cause::required("spec.ports"));
+    }
+    let mut names = BTreeSet::new();
+    let many = ports.is_some_and(|p| p.len() > 1);
+    for (i, port) in ports.into_iter().flatten().enumerate() {
+        let value = port.get("port").cloned().unwrap_or(Value::Null);
+        if !value.as_i64().is_some_and(|p| (1..=65535).contains(&p)) {
+            causes.push(Cause::invalid(format!("spec.ports[{i}].port"), &value, "must be between 1 and 65535, inclusive"));
+        }
+        let name = port.get("name").and_then(Value::as_str).unwrap_or_default();
+        if many && name.is_empty() {
+            causes.push(Cause::required(format!("spec.ports[{i}].name")));
+        } else if !names.insert(name.to_string()) {
+            causes.push(Cause::duplicate(format!("spec.ports[{i}].name"), &Value::from(name)));
+        }
+    }
+    causes
+}
+
+fn validate_hpa(spec: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    for field in ["kind", "name"] {
+        if spec.pointer(&format!("/scaleTargetRef/{field}")).and_then(Value::as_str).is_none_or(str::is_empty) {
+            causes.push(Cause::required(format!("spec.scaleTargetRef.{field}")));
+        }
+    }
+    let min = spec.get("minReplicas").and_then(Value::as_i64).unwrap_or(1);
+    if min < 1 {
+        causes.push(Cause::invalid("spec.minReplicas", &Value::from(min), "must be greater than or equal to 1"));
+    }
+    let max = spec.get("maxReplicas").cloned().unwrap_or(Value::Null);
+    match max.as_i64() {
+        None => causes.push(Cause::required("spec.maxReplicas")),
+        Some(m) if m < min => {
+            causes.push(Cause::invalid("spec.maxReplicas", &max, "must be greater than or equal to `minReplicas`"))
+        }
+        Some(_) => {}
+    }
+    causes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names() {
+        assert!(dns1123_subdomain_errors("web-1.example").is_empty());
+        assert!(!dns1123_subdomain_errors("Web").is_empty());
+        assert!(!dns1123_subdomain_errors("-web").is_empty());
+        assert!(dns1123_label_errors("kube-system").is_empty());
+        assert!(!dns1123_label_errors("a.b").is_empty());
+        assert!(!dns1123_label_errors(&"a".repeat(64)).is_empty());
+        assert!(!dns1035_label_errors("1web").is_empty());
+        assert!(qualified_name_errors("app.kubernetes.io/name").is_empty());
+        assert!(!qualified_name_errors("bad key").is_empty());
+        assert!(!qualified_name_errors("/x").is_empty());
+        assert!(label_value_errors("").is_empty());
+        assert!(!label_value_errors("-x").is_empty());
+    }
+
+    #[test]
+    fn deployment_selector_must_match_template() {
+        let d = json!({"metadata": {"name": "web"}, "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "other"}},
+                         "spec": {"containers": [{"name": "web", "image": "nginx"}], "restartPolicy": "Always"}}}});
+        let causes = validate("Deployment", &d, None);
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(causes[0].field, "spec.template.metadata.labels");
+    }
+
+    #[test]
+    fn pod_needs_containers_with_images_and_unique_names() {
+        let p = json!({"metadata": {"name": "p"}, "spec": {"containers": [
+            {"name": "a", "image": "x"}, {"name": "a"}]}});
+        let fields: Vec<_> = validate("Pod", &p, None).into_iter().map(|c| c.field).collect();
+        assert_eq!(fields, ["spec.containers[1].name", "spec.containers[1].image"]);
+    }
+
+    #[test]
+    fn invalid_labels_are_reported() {
+        let o = json!({"metadata": {"name": "x", "labels": {"bad key": "ok", "k": "-bad"}}});
+        assert_eq!(validate("ConfigMap", &o, None).len(), 2);
+    }
+}

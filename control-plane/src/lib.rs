@@ -1,0 +1,8 @@
+//! Glasshouse's control plane: the store, the Kubernetes-compatible API server on it, and (as they land)
+//! the controllers, scheduler and node runtime that drive workloads through that API.
+
+pub mod api;
+pub mod client;
+pub mod server;
+pub mod store;
+pub mod telemetry;

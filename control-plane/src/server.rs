@@ -1,0 +1,101 @@
+//! Running the API server: the listener loop (HTTP/1.1 and HTTP/2, header read timeout, graceful
+//! shutdown), the store compactor, and the bootstrap objects every cluster has.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::store::{Compactor, Store};
+use crate::telemetry::ApiMetrics;
+
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long in-flight requests get to finish at shutdown; watches never finish by themselves.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The API server's settings.
+#[derive(Clone, Debug)]
+pub struct ApiServerConfig {
+    /// Where the API listens (port 0 picks a free port).
+    pub addr: SocketAddr,
+    /// How often the store's change log is compacted; watchers can resume within one interval.
+    pub compaction_interval: Duration,
+}
+
+/// What the API server takes from the process.
+pub struct ApiServerContext<'a> {
+    pub store: Arc<dyn Store>,
+    pub registry: &'a mut Registry,
+    pub token: String,
+    pub shutdown: CancellationToken,
+}
+
+/// A running API server.
+pub struct ApiServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its router, for in-process clients.
+    pub router: Router,
+    pub state: ApiState,
+    pub task: JoinHandle<()>,
+}
+
+impl ApiServerConfig {
+    pub async fn build(self, ctx: ApiServerContext<'_>) -> std::io::Result<ApiServer> {
+        let metrics = ApiMetrics::register(ctx.registry);
+        let state = ApiState::new(ctx.store.clone(), metrics, &ctx.token);
+        state.objects.ensure_system_namespaces().await.map_err(std::io::Error::other)?;
+        let router = api::router(state.clone());
+        let listener = TcpListener::bind(self.addr).await?;
+        let addr = listener.local_addr()?;
+        let compactor = Compactor { interval: self.compaction_interval };
+        tokio::spawn(compactor.run(ctx.store, ctx.shutdown.clone()));
+        let task = tokio::spawn(serve(listener, router.clone(), ctx.shutdown));
+        Ok(ApiServer { addr, router, state, task })
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets in-flight requests finish for a moment.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::debug!("connections still open at shutdown were dropped"),
+    }
+}
