@@ -1,1 +1,24 @@
-fn main() {}
+//! `glasshouse`: one binary for the whole platform. This file only parses the command line and hands
+//! over; the wiring of each mode lives in its own module.
+
+mod cli;
+mod config;
+mod kubeconfig;
+mod logging;
+mod pki;
+mod run;
+mod store;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        cli::Command::Version => {
+            println!("glasshouse {} (Kubernetes API v1.32)", env!("CARGO_PKG_VERSION"));
+            std::process::ExitCode::SUCCESS
+        }
+        cli::Command::Up(args) => run::main(args, run::Mode::Up),
+        cli::Command::Server(args) => run::main(args, run::Mode::Server),
+    }
+}

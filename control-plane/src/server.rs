@@ -11,6 +11,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+use tokio_rustls::rustls;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +21,8 @@ use crate::telemetry::ApiMetrics;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight requests get to finish at shutdown; watches never finish by themselves.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -30,6 +33,8 @@ pub struct ApiServerConfig {
     pub addr: SocketAddr,
     /// How often the store's change log is compacted; watchers can resume within one interval.
     pub compaction_interval: Duration,
+    /// Serve HTTPS with this configuration (plain HTTP without).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// What the API server takes from the process.
@@ -60,13 +65,20 @@ impl ApiServerConfig {
         let addr = listener.local_addr()?;
         let compactor = Compactor { interval: self.compaction_interval };
         tokio::spawn(compactor.run(ctx.store, ctx.shutdown.clone()));
-        let task = tokio::spawn(serve(listener, router.clone(), ctx.shutdown));
+        let task = tokio::spawn(serve(listener, router.clone(), self.tls, ctx.shutdown));
         Ok(ApiServer { addr, router, state, task })
     }
 }
 
-/// Serves `router` on `listener` until `shutdown`, then lets in-flight requests finish for a moment.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown`, then lets in-flight
+/// requests finish for a moment.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: CancellationToken,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -85,17 +97,49 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+        match &acceptor {
+            None => {
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                });
             }
-        });
+            Some(acceptor) => {
+                // The handshake runs in the connection's task so a slow client holds up no one else.
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => return tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    };
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(connection.into_owned()).await {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::debug!("connections still open at shutdown were dropped"),
+    }
+}
+
+/// Sets the store gauges from the store, just before a scrape reads them.
+pub async fn refresh_store_gauges(state: &ApiState) {
+    let store = state.objects.store();
+    if let Ok(revision) = store.current_revision().await {
+        state.metrics.store_revision.set(revision as i64);
+    }
+    if let Ok(size) = store.size_bytes().await {
+        state.metrics.store_size_bytes.set(size as i64);
     }
 }

@@ -1,7 +1,6 @@
 //! The control plane's telemetry: one struct per thing that happens, each logging and updating its metric
 //! together. Metric names follow kube-apiserver's, so existing dashboards and alerts work unchanged.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -201,5 +200,3 @@ impl Drop for WatchGuard {
     }
 }
 
-/// The registry every component of the process registers into, served on `--metrics-addr`.
-pub type SharedRegistry = Arc<std::sync::Mutex<Registry>>;

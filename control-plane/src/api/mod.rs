@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod error;
 pub mod http;
 pub mod objects;
+pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod resources;
@@ -50,6 +51,8 @@ impl ApiState {
 pub fn router(state: ApiState) -> Router {
     let protected = Router::new()
         .route("/version", get(|| async { axum::Json(discovery::version()) }))
+        .route("/openapi/v3", get(|| async { axum::Json(openapi::index()) }))
+        .route("/openapi/v3/{*path}", get(openapi_document))
         .route("/api", axum::routing::any(http::serve))
         .route("/api/{*rest}", axum::routing::any(http::serve))
         .route("/apis", axum::routing::any(http::serve))
@@ -64,6 +67,13 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state.clone())
         // Outermost: every request is counted and timed, auth failures included.
         .layer(middleware::from_fn_with_state(state, observe))
+}
+
+async fn openapi_document(axum::extract::Path(path): axum::extract::Path<String>) -> Response {
+    match openapi::document(&path) {
+        Some(doc) => axum::Json(doc).into_response(),
+        None => ApiError::NoRoute.into_response(),
+    }
 }
 
 async fn health() -> &'static str {

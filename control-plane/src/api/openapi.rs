@@ -1,0 +1,294 @@
+//! OpenAPI v3 documents, generated from the same `k8s-openapi` types the server decodes into.
+//!
+//! kubectl reads them for two things: whether a kind's PATCH operation takes `fieldValidation` (if so it
+//! leaves validation to the server and sends `fieldValidation=Strict`), and `kubectl explain`. So each
+//! group-version document carries the kinds' schemas with their `x-kubernetes-group-version-kind`, and
+//! every operation of every served path with its parameters. Documents are built once and cached.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use k8s_openapi::api;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, SchemaGenerator};
+use serde_json::{Map, Value, json};
+
+use super::resources::{self, ResourceType};
+
+/// `/openapi/v3`: where each group-version's document is.
+pub fn index() -> Value {
+    let paths: Map<String, Value> = resources::group_versions()
+        .into_iter()
+        .map(|(group, version)| {
+            let path = gv_path(group, version);
+            (path.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", document_hash())}))
+        })
+        .collect();
+    json!({"paths": paths})
+}
+
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+}
+
+/// Changes with the binary, so clients' caches of the documents follow upgrades.
+fn document_hash() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// `/openapi/v3/api/v1`, `/openapi/v3/apis/{group}/{version}`.
+pub fn document(path: &str) -> Option<&'static Value> {
+    static DOCUMENTS: OnceLock<BTreeMap<String, Value>> = OnceLock::new();
+    DOCUMENTS
+        .get_or_init(|| {
+            resources::group_versions()
+                .into_iter()
+                .map(|(group, version)| (gv_path(group, version), build(group, version)))
+                .collect()
+        })
+        .get(path.trim_matches('/'))
+}
+
+/// Registers the schema of a served kind and returns its schema name.
+fn add_kind(generator: &mut SchemaGenerator, rt: &ResourceType) -> String {
+    fn add<T: JsonSchema>(generator: &mut SchemaGenerator) -> String {
+        generator.subschema_for::<T>();
+        T::schema_name().into_owned()
+    }
+    match (rt.group, rt.version, rt.kind) {
+        ("", _, "Namespace") => add::<api::core::v1::Namespace>(generator),
+        ("", _, "Pod") => add::<api::core::v1::Pod>(generator),
+        ("", _, "Service") => add::<api::core::v1::Service>(generator),
+        ("", _, "Endpoints") => add::<api::core::v1::Endpoints>(generator),
+        ("", _, "ConfigMap") => add::<api::core::v1::ConfigMap>(generator),
+        ("", _, "Secret") => add::<api::core::v1::Secret>(generator),
+        ("", _, "Event") => add::<api::core::v1::Event>(generator),
+        ("", _, "Node") => add::<api::core::v1::Node>(generator),
+        ("apps", _, "Deployment") => add::<api::apps::v1::Deployment>(generator),
+        ("apps", _, "ReplicaSet") => add::<api::apps::v1::ReplicaSet>(generator),
+        ("autoscaling", "v2", _) => add::<api::autoscaling::v2::HorizontalPodAutoscaler>(generator),
+        ("autoscaling", "v1", _) => add::<api::autoscaling::v1::HorizontalPodAutoscaler>(generator),
+        ("coordination.k8s.io", _, _) => add::<api::coordination::v1::Lease>(generator),
+        ("events.k8s.io", _, _) => add::<api::events::v1::Event>(generator),
+        (group, version, kind) => unreachable!("no schema registered for {group}/{version} {kind}"),
+    }
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn query_param(name: &str, description: &str, ty: &str) -> Value {
+    json!({"name": name, "in": "query", "description": description, "schema": {"type": ty, "uniqueItems": true}})
+}
+
+fn path_param(name: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": format!("{name} of the resource"),
+        "schema": {"type": "string", "uniqueItems": true}})
+}
+
+fn write_params() -> Vec<Value> {
+    vec![
+        query_param("dryRun", "When present, indicates that modifications should not be persisted.", "string"),
+        query_param("fieldManager", "A name associated with the actor or entity that is making these changes.", "string"),
+        query_param(
+            "fieldValidation",
+            "How the server handles unknown or duplicate fields: Ignore, Warn (the default) or Strict.",
+            "string",
+        ),
+    ]
+}
+
+fn list_params() -> Vec<Value> {
+    vec![
+        query_param("labelSelector", "A selector to restrict the list of returned objects by their labels.", "string"),
+        query_param("fieldSelector", "A selector to restrict the list of returned objects by their fields.", "string"),
+        query_param("limit", "The maximum number of responses to return for a list call.", "integer"),
+        query_param("continue", "The continue token of the previous page.", "string"),
+        query_param("resourceVersion", "Where a list or watch starts.", "string"),
+        query_param("watch", "Watch for changes to the described resources.", "boolean"),
+        query_param("timeoutSeconds", "Timeout for the list/watch call.", "integer"),
+        query_param("allowWatchBookmarks", "Requests watch events with type BOOKMARK.", "boolean"),
+    ]
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({"application/json": {"schema": schema}, "application/yaml": {"schema": schema}})
+}
+
+fn operation(id: String, action: &str, gvk: &Value, params: Vec<Value>, body: Option<Value>, response: Value) -> Value {
+    let mut op = json!({
+        "operationId": id,
+        "parameters": params,
+        "responses": {"200": {"description": "OK", "content": json_content(response)},
+                      "401": {"description": "Unauthorized"}},
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": gvk,
+    });
+    if let Some(schema) = body {
+        op["requestBody"] = json!({"content": json_content(schema), "required": true});
+    }
+    op
+}
+
+fn patch_body() -> Value {
+    let patch = json!({"schema": schema_ref("io.k8s.apimachinery.pkg.apis.meta.v1.Patch")});
+    json!({"content": {
+        "application/json-patch+json": patch,
+        "application/merge-patch+json": patch,
+        "application/strategic-merge-patch+json": patch,
+        "application/apply-patch+yaml": patch,
+    }, "required": true})
+}
+
+fn build(group: &str, version: &str) -> Value {
+    let mut generator = SchemaSettings::openapi3().into_generator();
+    generator.subschema_for::<meta::Status>();
+    generator.subschema_for::<meta::DeleteOptions>();
+    generator.subschema_for::<meta::Patch>();
+    generator.subschema_for::<meta::ListMeta>();
+    let mut paths = Map::new();
+    let mut kinds = Vec::new();
+    for rt in resources::in_group_version(group, version) {
+        let schema = add_kind(&mut generator, rt);
+        let list = format!("{schema}List");
+        kinds.push((schema.clone(), rt));
+        let gvk = json!({"group": rt.group, "version": rt.version, "kind": rt.kind});
+        let id = |verb: &str, suffix: &str| format!("{verb}{}{}{suffix}", if rt.namespaced { "Namespaced" } else { "" }, rt.kind);
+        let base = format!("/{}", gv_path(group, version));
+        let (collection, mut scope_params) = if rt.namespaced {
+            (format!("{base}/namespaces/{{namespace}}/{}", rt.plural), vec![path_param("namespace")])
+        } else {
+            (format!("{base}/{}", rt.plural), vec![])
+        };
+        let object_params = || {
+            let mut p = scope_params.clone();
+            p.push(path_param("name"));
+            p
+        };
+        let mut list_op = scope_params.clone();
+        list_op.extend(list_params());
+        let mut create_params = scope_params.clone();
+        create_params.extend(write_params());
+        paths.insert(
+            collection.clone(),
+            json!({
+                "get": operation(id("list", ""), "list", &gvk, list_op, None, schema_ref(&list)),
+                "post": operation(id("create", ""), "post", &gvk, create_params, Some(schema_ref(&schema)), schema_ref(&schema)),
+                "delete": operation(id("deletecollection", ""), "deletecollection", &gvk, scope_params.clone(), None, schema_ref("io.k8s.apimachinery.pkg.apis.meta.v1.Status")),
+            }),
+        );
+        let mut writes = object_params();
+        writes.extend(write_params());
+        let mut patch = operation(id("patch", ""), "patch", &gvk, writes.clone(), None, schema_ref(&schema));
+        patch["requestBody"] = patch_body();
+        paths.insert(
+            format!("{collection}/{{name}}"),
+            json!({
+                "get": operation(id("read", ""), "get", &gvk, object_params(), None, schema_ref(&schema)),
+                "put": operation(id("replace", ""), "put", &gvk, writes.clone(), Some(schema_ref(&schema)), schema_ref(&schema)),
+                "patch": patch,
+                "delete": operation(id("delete", ""), "delete", &gvk, object_params(), Some(schema_ref("io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions")), schema_ref("io.k8s.apimachinery.pkg.apis.meta.v1.Status")),
+            }),
+        );
+        let subresources: &[(&str, &str, Value)] = &[
+            ("status", "Status", gvk.clone()),
+            ("scale", "Scale", json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})),
+        ];
+        for (sub, suffix, sub_gvk) in subresources {
+            let served = match *sub {
+                "status" => rt.status,
+                _ => rt.scale,
+            };
+            if !served {
+                continue;
+            }
+            let sub_schema = if *sub == "scale" {
+                generator.subschema_for::<api::autoscaling::v1::Scale>();
+                api::autoscaling::v1::Scale::schema_name().into_owned()
+            } else {
+                schema.clone()
+            };
+            let mut patch = operation(id("patch", suffix), "patch", sub_gvk, writes.clone(), None, schema_ref(&sub_schema));
+            patch["requestBody"] = patch_body();
+            paths.insert(
+                format!("{collection}/{{name}}/{sub}"),
+                json!({
+                    "get": operation(id("read", suffix), "get", sub_gvk, object_params(), None, schema_ref(&sub_schema)),
+                    "put": operation(id("replace", suffix), "put", sub_gvk, writes.clone(), Some(schema_ref(&sub_schema)), schema_ref(&sub_schema)),
+                    "patch": patch,
+                }),
+            );
+        }
+        if rt.namespaced {
+            scope_params.clear();
+            let mut all = scope_params;
+            all.extend(list_params());
+            paths.insert(
+                format!("{base}/{}", rt.plural),
+                json!({"get": operation(format!("list{}ForAllNamespaces", rt.kind), "list", &gvk, all, None, schema_ref(&list))}),
+            );
+        }
+    }
+    let mut schemas = generator.take_definitions(true);
+    for (name, rt) in &kinds {
+        // k8s-openapi has one generic list type without a schema; lists are described here.
+        schemas.insert(
+            format!("{name}List"),
+            json!({
+                "description": format!("A list of {}.", rt.plural),
+                "type": "object",
+                "properties": {
+                    "apiVersion": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "items": {"type": "array", "items": schema_ref(name)},
+                    "metadata": schema_ref("io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta"),
+                },
+                "required": ["items"],
+                "x-kubernetes-group-version-kind": [{"group": rt.group, "version": rt.version, "kind": format!("{}List", rt.kind)}],
+            }),
+        );
+    }
+    for (name, rt) in kinds {
+        if let Some(schema) = schemas.get_mut(&name).and_then(Value::as_object_mut) {
+            schema.insert(
+                "x-kubernetes-group-version-kind".into(),
+                json!([{"group": rt.group, "version": rt.version, "kind": rt.kind}]),
+            );
+        }
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": format!("v{}.{}.0", super::discovery::KUBE_MAJOR, super::discovery::KUBE_MINOR)},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_group_version_has_a_document_with_patchable_kinds() {
+        for (group, version) in resources::group_versions() {
+            let doc = document(&gv_path(group, version)).unwrap();
+            for rt in resources::in_group_version(group, version) {
+                // What kubectl's query-param verifier looks for.
+                let found = doc["paths"].as_object().unwrap().values().any(|item| {
+                    item.get("patch").is_some_and(|op| {
+                        op["x-kubernetes-group-version-kind"]["kind"] == rt.kind
+                            && op["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation")
+                    })
+                });
+                assert!(found, "{group}/{version} {}", rt.kind);
+            }
+        }
+        let apps = document("apis/apps/v1").unwrap();
+        let deployment = &apps["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"];
+        assert_eq!(deployment["x-kubernetes-group-version-kind"][0]["kind"], "Deployment");
+        assert!(apps["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"].is_object());
+        assert!(index()["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap().starts_with("/openapi/v3/apis/apps/v1"));
+    }
+}

@@ -1,0 +1,60 @@
+//! The command line: a contract that the README, the tests and other tools rely on.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "glasshouse",
+    version,
+    about = "An observability-first, Kubernetes-compatible orchestrator in one binary"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole platform on this machine: API server, store, controllers and the node agent.
+    Up(RunArgs),
+    /// Run the control plane only (API server, store, controllers), for several nodes.
+    Server(RunArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where the store, the token and the kubeconfig live [default: ~/.local/share/glasshouse]
+    #[arg(long, env = "GLASSHOUSE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address of the Kubernetes API (port 0 picks a free port) [default: 127.0.0.1:6443]
+    #[arg(long, env = "GLASSHOUSE_API_ADDR")]
+    pub api_addr: Option<SocketAddr>,
+
+    /// Address of the Prometheus endpoint /metrics (port 0 picks a free port) [default: 127.0.0.1:9102]
+    #[arg(long, env = "GLASSHOUSE_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// The store: `redb` (a file in the data dir) or `etcd://HOST:PORT[,HOST:PORT…]` [default: redb]
+    #[arg(long, env = "GLASSHOUSE_STORE")]
+    pub store: Option<String>,
+
+    /// A YAML configuration file; flags and environment variables override it.
+    #[arg(long, env = "GLASSHOUSE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// How component logs are written to standard error.
+    #[arg(long, value_enum, default_value = "text", env = "GLASSHOUSE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}

@@ -1,0 +1,175 @@
+//! The configuration file: one versioned YAML document. Flags and environment variables override it;
+//! what neither sets takes the documented default.
+//!
+//! ```yaml
+//! apiVersion: glasshouse/v1alpha1
+//! dataDir: /var/lib/glasshouse
+//! apiAddr: 127.0.0.1:6443
+//! metricsAddr: 127.0.0.1:9102
+//! store: redb                      # or etcd://127.0.0.1:2379
+//! compactionIntervalSeconds: 300
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::cli::RunArgs;
+
+pub const CONFIG_VERSION: &str = "glasshouse/v1alpha1";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConfigFile {
+    /// Must be `glasshouse/v1alpha1`.
+    pub api_version: Option<String>,
+    /// Default: `~/.local/share/glasshouse`.
+    pub data_dir: Option<PathBuf>,
+    /// Default: `127.0.0.1:6443`.
+    pub api_addr: Option<SocketAddr>,
+    /// Default: `127.0.0.1:9102`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `redb` or `etcd://HOST:PORT[,…]`. Default: `redb`.
+    pub store: Option<String>,
+    /// How often the store's change log is compacted. Default: 300 (kube-apiserver's interval).
+    pub compaction_interval_seconds: Option<u64>,
+}
+
+impl ConfigFile {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let config: ConfigFile =
+            serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let problems = config.validate();
+        if !problems.is_empty() {
+            anyhow::bail!(
+                "{} is not valid:\n  - {}",
+                path.display(),
+                problems.join("\n  - ")
+            );
+        }
+        Ok(config)
+    }
+
+    /// Every problem with the file, at once.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        match self.api_version.as_deref() {
+            Some(CONFIG_VERSION) => {}
+            Some(other) => problems.push(format!(
+                "apiVersion: {other:?} is not supported; use {CONFIG_VERSION:?}"
+            )),
+            None => problems.push(format!("apiVersion: required; use {CONFIG_VERSION:?}")),
+        }
+        if let Some(store) = &self.store
+            && let Err(e) = StoreSpec::parse(store)
+        {
+            problems.push(format!("store: {e}"));
+        }
+        if self.compaction_interval_seconds == Some(0) {
+            problems.push("compactionIntervalSeconds: must be at least 1".into());
+        }
+        problems
+    }
+}
+
+/// Which store backend to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreSpec {
+    Redb,
+    Etcd(Vec<String>),
+}
+
+impl StoreSpec {
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        if spec == "redb" {
+            return Ok(StoreSpec::Redb);
+        }
+        let Some(endpoints) = spec.strip_prefix("etcd://") else {
+            return Err(format!(
+                "{spec:?} is neither \"redb\" nor \"etcd://HOST:PORT[,HOST:PORT…]\""
+            ));
+        };
+        let endpoints: Vec<String> = endpoints
+            .split(',')
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .collect();
+        if endpoints.is_empty() || endpoints.iter().any(|e| !e.contains(':')) {
+            return Err(format!("{spec:?}: name at least one etcd endpoint as HOST:PORT"));
+        }
+        Ok(StoreSpec::Etcd(endpoints))
+    }
+}
+
+/// The settings a run uses, after flags, environment, file and defaults.
+#[derive(Debug)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub api_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub store: StoreSpec,
+    pub compaction_interval: Duration,
+}
+
+fn default_data_dir() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib"));
+    home.join(".local/share/glasshouse")
+}
+
+pub fn resolve(args: &RunArgs) -> anyhow::Result<Settings> {
+    let file = match &args.config {
+        Some(path) => ConfigFile::load(path)?,
+        None => ConfigFile::default(),
+    };
+    let store = args.store.clone().or(file.store).unwrap_or_else(|| "redb".into());
+    Ok(Settings {
+        data_dir: args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(default_data_dir),
+        api_addr: args
+            .api_addr
+            .or(file.api_addr)
+            .unwrap_or_else(|| "127.0.0.1:6443".parse().expect("literal")),
+        metrics_addr: args
+            .metrics_addr
+            .or(file.metrics_addr)
+            .unwrap_or_else(|| "127.0.0.1:9102".parse().expect("literal")),
+        store: StoreSpec::parse(&store).map_err(|e| anyhow::anyhow!("--store: {e}"))?,
+        compaction_interval: Duration::from_secs(file.compaction_interval_seconds.unwrap_or(300)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let config: ConfigFile =
+            serde_yaml::from_str("apiVersion: v9\nstore: mysql://x\ncompactionIntervalSeconds: 0\n").unwrap();
+        assert_eq!(config.validate().len(), 3);
+        assert!(serde_yaml::from_str::<ConfigFile>("apiVersion: glasshouse/v1alpha1\nbogus: 1\n").is_err());
+    }
+
+    #[test]
+    fn store_specs() {
+        assert_eq!(StoreSpec::parse("redb"), Ok(StoreSpec::Redb));
+        assert_eq!(
+            StoreSpec::parse("etcd://127.0.0.1:2379,127.0.0.1:2380"),
+            Ok(StoreSpec::Etcd(vec![
+                "127.0.0.1:2379".into(),
+                "127.0.0.1:2380".into()
+            ]))
+        );
+        assert!(StoreSpec::parse("etcd://").is_err());
+        assert!(StoreSpec::parse("sqlite").is_err());
+    }
+}

@@ -1,0 +1,145 @@
+//! The `up` and `server` modes: open the store, start the API server and the Prometheus endpoint,
+//! write the kubeconfig, print the addresses, and shut everything down on SIGINT or SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use control_plane::api::ApiState;
+use control_plane::server::{ApiServerConfig, ApiServerContext};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::RunArgs;
+use crate::{config, kubeconfig, logging, pki, store};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Everything on one machine. The node agent joins this mode when it lands (see the issue tracker).
+    Up,
+    /// The control plane alone.
+    Server,
+}
+
+pub fn main(args: RunArgs, mode: Mode) -> std::process::ExitCode {
+    logging::init(args.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args, mode)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "glasshouse stopped");
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
+    let settings = config::resolve(&args)?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
+    let token = kubeconfig::token(&settings.data_dir)?;
+    let pki = pki::load_or_create(&settings.data_dir, settings.api_addr.ip())?;
+    let store = store::open(&settings.store, &settings.data_dir).await?;
+    let shutdown = CancellationToken::new();
+    let mut registry = Registry::default();
+
+    let api = ApiServerConfig {
+        addr: settings.api_addr,
+        compaction_interval: settings.compaction_interval,
+        tls: Some(pki.server.clone()),
+    }
+    .build(ApiServerContext {
+        store: store.clone(),
+        registry: &mut registry,
+        token: token.clone(),
+        shutdown: shutdown.clone(),
+    })
+    .await
+    .with_context(|| format!("starting the API server on {}", settings.api_addr))?;
+
+    let metrics_listener = tokio::net::TcpListener::bind(settings.metrics_addr)
+        .await
+        .with_context(|| format!("binding the metrics address {}", settings.metrics_addr))?;
+    let metrics_addr = metrics_listener.local_addr()?;
+    let metrics = metrics_router(Arc::new(registry), api.state.clone());
+    let metrics_task = tokio::spawn(control_plane::server::serve(
+        metrics_listener,
+        metrics,
+        None,
+        shutdown.clone(),
+    ));
+
+    let url = format!("https://{}", api.addr);
+    let kubeconfig = kubeconfig::write(&settings.data_dir, &url, &pki.ca_pem, &token)?;
+    // One line each, for people and for scripts: the contract tests rely on.
+    println!("api: {url}");
+    println!("metrics: http://{metrics_addr}/metrics");
+    println!("kubeconfig: {}", kubeconfig.display());
+    tracing::info!(
+        mode = ?mode,
+        api = %url,
+        metrics = %metrics_addr,
+        data_dir = %settings.data_dir.display(),
+        store = ?settings.store,
+        "glasshouse is running"
+    );
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+    let _ = tokio::join!(api.task, metrics_task);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("cannot listen for signals; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+#[derive(Clone)]
+struct MetricsState {
+    registry: Arc<Registry>,
+    api: ApiState,
+}
+
+fn metrics_router(registry: Arc<Registry>, api: ApiState) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(MetricsState { registry, api })
+}
+
+async fn scrape(State(state): State<MetricsState>) -> axum::response::Response {
+    control_plane::server::refresh_store_gauges(&state.api).await;
+    let mut body = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
