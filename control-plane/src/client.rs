@@ -6,7 +6,8 @@ use axum::http::{HeaderValue, Request, header};
 
 /// A client for `router`, authenticating with `token`.
 pub fn in_process(router: Router, token: &str) -> kube::Client {
-    let auth = HeaderValue::from_str(&format!("Bearer {token}")).expect("a generated token is a valid header value");
+    let auth =
+        HeaderValue::from_str(&format!("Bearer {token}")).expect("a generated token is a valid header value");
     let service = tower::ServiceBuilder::new()
         .map_request(move |mut request: Request<kube::client::Body>| {
             request.headers_mut().insert(header::AUTHORIZATION, auth.clone());

@@ -11,8 +11,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio_rustls::rustls;
 use tokio::task::JoinHandle;
+use tokio_rustls::rustls;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
@@ -59,14 +59,25 @@ impl ApiServerConfig {
     pub async fn build(self, ctx: ApiServerContext<'_>) -> std::io::Result<ApiServer> {
         let metrics = ApiMetrics::register(ctx.registry);
         let state = ApiState::new(ctx.store.clone(), metrics, &ctx.token);
-        state.objects.ensure_system_namespaces().await.map_err(std::io::Error::other)?;
+        state
+            .objects
+            .ensure_system_namespaces()
+            .await
+            .map_err(std::io::Error::other)?;
         let router = api::router(state.clone());
         let listener = TcpListener::bind(self.addr).await?;
         let addr = listener.local_addr()?;
-        let compactor = Compactor { interval: self.compaction_interval };
+        let compactor = Compactor {
+            interval: self.compaction_interval,
+        };
         tokio::spawn(compactor.run(ctx.store, ctx.shutdown.clone()));
         let task = tokio::spawn(serve(listener, router.clone(), self.tls, ctx.shutdown));
-        Ok(ApiServer { addr, router, state, task })
+        Ok(ApiServer {
+            addr,
+            router,
+            state,
+            task,
+        })
     }
 }
 
@@ -80,7 +91,10 @@ pub async fn serve(
 ) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -99,7 +113,9 @@ pub async fn serve(
         let service = TowerToHyperService::new(router.clone());
         match &acceptor {
             None => {
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
                     if let Err(e) = connection.await {
@@ -113,7 +129,8 @@ pub async fn serve(
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
                         Ok(Ok(stream)) => stream,
                         Ok(Err(e)) => return tracing::debug!(error = %e, %peer, "TLS handshake failed"),
                         Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),

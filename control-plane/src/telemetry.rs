@@ -11,8 +11,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// kube-apiserver's request latency buckets.
-const LATENCY_BUCKETS: [f64; 19] =
-    [0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 60.0];
+const LATENCY_BUCKETS: [f64; 19] = [
+    0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 60.0,
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -119,7 +120,11 @@ pub struct RequestCompleted<'a> {
 impl RequestCompleted<'_> {
     pub fn emit(&self, metrics: &ApiMetrics) {
         let i = self.info;
-        let verb = if i.verb.is_empty() { method_verb(self.method) } else { i.verb };
+        let verb = if i.verb.is_empty() {
+            method_verb(self.method)
+        } else {
+            i.verb
+        };
         metrics
             .requests
             .get_or_create(&RequestLabels {
@@ -150,9 +155,23 @@ impl RequestCompleted<'_> {
         }
         let elapsed_ms = self.elapsed.as_secs_f64() * 1000.0;
         if self.code >= 500 {
-            tracing::warn!(verb, resource = i.resource, path = self.path, code = self.code, elapsed_ms, "api request failed");
+            tracing::warn!(
+                verb,
+                resource = i.resource,
+                path = self.path,
+                code = self.code,
+                elapsed_ms,
+                "api request failed"
+            );
         } else {
-            tracing::debug!(verb, resource = i.resource, path = self.path, code = self.code, elapsed_ms, "api request");
+            tracing::debug!(
+                verb,
+                resource = i.resource,
+                path = self.path,
+                code = self.code,
+                elapsed_ms,
+                "api request"
+            );
         }
     }
 }
@@ -199,4 +218,3 @@ impl Drop for WatchGuard {
         tracing::debug!("watch ended");
     }
 }
-

@@ -139,7 +139,10 @@ fn event_core_to_events(mut object: Value) -> Value {
 }
 
 fn event_events_to_core(mut object: Value) -> Value {
-    rename(&mut object, EVENT_FIELDS.iter().map(|(core, events)| (*events, *core)));
+    rename(
+        &mut object,
+        EVENT_FIELDS.iter().map(|(core, events)| (*events, *core)),
+    );
     object["apiVersion"] = json!("v1");
     object
 }
@@ -162,7 +165,10 @@ mod tests {
         assert!(served["spec"].get("metrics").is_none());
         served["spec"]["targetCPUUtilizationPercentage"] = json!(50);
         let back = to_storage(v1, served, Some(&stored));
-        assert_eq!(back["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 50);
+        assert_eq!(
+            back["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+            50
+        );
         assert_eq!(back["spec"]["metrics"][1]["type"], "Pods");
         assert_eq!(back["spec"]["behavior"], stored["spec"]["behavior"]);
     }
@@ -170,7 +176,8 @@ mod tests {
     #[test]
     fn events_rename_fields_both_ways() {
         let ev = find("events.k8s.io", "v1", "events").unwrap();
-        let core = json!({"apiVersion": "v1", "kind": "Event", "message": "hi", "involvedObject": {"name": "p"}});
+        let core =
+            json!({"apiVersion": "v1", "kind": "Event", "message": "hi", "involvedObject": {"name": "p"}});
         let served = from_storage(ev, core.clone());
         assert_eq!(served["note"], "hi");
         assert_eq!(served["regarding"]["name"], "p");

@@ -30,7 +30,9 @@ pub fn normalize(kind: &str, version: &str, object: Value, strict: bool) -> Resu
         "ReplicaSet" => typed::<ReplicaSet>(kind, version, object, strict, default_replica_set),
         "Service" => typed::<Service>(kind, version, object, strict, default_service),
         "Namespace" => typed::<Namespace>(kind, version, object, strict, default_namespace),
-        "HorizontalPodAutoscaler" => typed::<HorizontalPodAutoscaler>(kind, version, object, strict, default_hpa),
+        "HorizontalPodAutoscaler" => {
+            typed::<HorizontalPodAutoscaler>(kind, version, object, strict, default_hpa)
+        }
         "Secret" => typed::<Secret>(kind, version, object, strict, |s| {
             s.type_.get_or_insert_with(|| "Opaque".into());
         }),
@@ -51,11 +53,17 @@ fn typed<T: DeserializeOwned + Serialize>(
     defaults: impl FnOnce(&mut T),
 ) -> Result<Value, ApiError> {
     let cannot = |detail: String| {
-        ApiError::BadRequest(format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {detail}"))
+        ApiError::BadRequest(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {detail}"
+        ))
     };
     let mut typed: T = serde_path_to_error::deserialize(&object).map_err(|e| {
         let path = e.path().to_string();
-        if path == "." { cannot(e.inner().to_string()) } else { cannot(format!("{path}: {}", e.inner())) }
+        if path == "." {
+            cannot(e.inner().to_string())
+        } else {
+            cannot(format!("{path}: {}", e.inner()))
+        }
     })?;
     if strict {
         let plain = serde_json::to_value(&typed).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -75,7 +83,11 @@ fn unknown_fields(input: &Value, output: &Value, path: String, out: &mut Vec<Str
     match (input, output) {
         (Value::Object(i), Value::Object(o)) => {
             for (key, value) in i {
-                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 match o.get(key) {
                     Some(inner) => unknown_fields(value, inner, child, out),
                     None if !value.is_null() => out.push(child),
@@ -104,16 +116,22 @@ pub(crate) fn default_pod_spec(spec: &mut PodSpec) {
     spec.restart_policy.get_or_insert_with(|| "Always".into());
     spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
     spec.termination_grace_period_seconds.get_or_insert(30);
-    spec.scheduler_name.get_or_insert_with(|| "default-scheduler".into());
+    spec.scheduler_name
+        .get_or_insert_with(|| "default-scheduler".into());
     spec.security_context.get_or_insert_with(Default::default);
     spec.enable_service_links.get_or_insert(true);
-    for container in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+    for container in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
         default_container(container);
     }
 }
 
 fn default_container(c: &mut Container) {
-    c.termination_message_path.get_or_insert_with(|| "/dev/termination-log".into());
+    c.termination_message_path
+        .get_or_insert_with(|| "/dev/termination-log".into());
     c.termination_message_policy.get_or_insert_with(|| "File".into());
     c.resources.get_or_insert_with(Default::default);
     if c.image_pull_policy.is_none() {
@@ -127,7 +145,14 @@ fn default_container(c: &mut Container) {
     for port in c.ports.iter_mut().flatten() {
         port.protocol.get_or_insert_with(|| "TCP".into());
     }
-    for probe in [&mut c.liveness_probe, &mut c.readiness_probe, &mut c.startup_probe].into_iter().flatten() {
+    for probe in [
+        &mut c.liveness_probe,
+        &mut c.readiness_probe,
+        &mut c.startup_probe,
+    ]
+    .into_iter()
+    .flatten()
+    {
         default_probe(probe);
     }
 }
@@ -146,7 +171,11 @@ fn default_probe(p: &mut Probe) {
 /// Upstream's QoS classes: Guaranteed when every container's requests equal its limits for cpu and memory,
 /// BestEffort when nothing is set, Burstable otherwise.
 fn qos_class(spec: &PodSpec) -> &'static str {
-    let containers = || spec.containers.iter().chain(spec.init_containers.iter().flatten());
+    let containers = || {
+        spec.containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+    };
     let empty = containers().all(|c| {
         c.resources.as_ref().is_none_or(|r| {
             r.requests.as_ref().is_none_or(|m| m.is_empty()) && r.limits.as_ref().is_none_or(|m| m.is_empty())
@@ -156,11 +185,15 @@ fn qos_class(spec: &PodSpec) -> &'static str {
         return "BestEffort";
     }
     let guaranteed = containers().all(|c| {
-        let Some(resources) = &c.resources else { return false };
+        let Some(resources) = &c.resources else {
+            return false;
+        };
         let limits = resources.limits.clone().unwrap_or_default();
         let requests = resources.requests.clone().unwrap_or_default();
         ["cpu", "memory"].iter().all(|r| {
-            limits.get(*r).is_some_and(|limit| requests.get(*r).is_none_or(|request| request == limit))
+            limits
+                .get(*r)
+                .is_some_and(|limit| requests.get(*r).is_none_or(|request| request == limit))
         })
     });
     if guaranteed { "Guaranteed" } else { "Burstable" }
@@ -174,9 +207,15 @@ fn default_deployment(d: &mut Deployment) {
     let strategy = spec.strategy.get_or_insert_with(DeploymentStrategy::default);
     let kind = strategy.type_.get_or_insert_with(|| "RollingUpdate".into());
     if kind == "RollingUpdate" {
-        let rolling = strategy.rolling_update.get_or_insert_with(RollingUpdateDeployment::default);
-        rolling.max_unavailable.get_or_insert_with(|| IntOrString::String("25%".into()));
-        rolling.max_surge.get_or_insert_with(|| IntOrString::String("25%".into()));
+        let rolling = strategy
+            .rolling_update
+            .get_or_insert_with(RollingUpdateDeployment::default);
+        rolling
+            .max_unavailable
+            .get_or_insert_with(|| IntOrString::String("25%".into()));
+        rolling
+            .max_surge
+            .get_or_insert_with(|| IntOrString::String("25%".into()));
     }
     if let Some(pod) = spec.template.spec.as_mut() {
         default_pod_spec(pod);
@@ -196,7 +235,8 @@ fn default_service(s: &mut Service) {
     let kind = spec.type_.get_or_insert_with(|| "ClusterIP".into()).clone();
     spec.session_affinity.get_or_insert_with(|| "None".into());
     if kind != "ExternalName" {
-        spec.internal_traffic_policy.get_or_insert_with(|| "Cluster".into());
+        spec.internal_traffic_policy
+            .get_or_insert_with(|| "Cluster".into());
     }
     for port in spec.ports.iter_mut().flatten() {
         port.protocol.get_or_insert_with(|| "TCP".into());
@@ -208,7 +248,9 @@ fn default_service(s: &mut Service) {
 }
 
 fn default_namespace(ns: &mut Namespace) {
-    ns.spec.get_or_insert_with(|| NamespaceSpec { finalizers: Some(vec!["kubernetes".into()]) });
+    ns.spec.get_or_insert_with(|| NamespaceSpec {
+        finalizers: Some(vec!["kubernetes".into()]),
+    });
     let status = ns.status.get_or_insert_with(NamespaceStatus::default);
     status.phase.get_or_insert_with(|| "Active".into());
 }
@@ -231,12 +273,19 @@ fn default_hpa(hpa: &mut HorizontalPodAutoscaler) {
             ..Default::default()
         }]);
     }
-    let behavior = spec.behavior.get_or_insert_with(HorizontalPodAutoscalerBehavior::default);
-    let policy = |type_: &str, value: i32| HPAScalingPolicy { type_: type_.into(), value, period_seconds: 15 };
+    let behavior = spec
+        .behavior
+        .get_or_insert_with(HorizontalPodAutoscalerBehavior::default);
+    let policy = |type_: &str, value: i32| HPAScalingPolicy {
+        type_: type_.into(),
+        value,
+        period_seconds: 15,
+    };
     let up = behavior.scale_up.get_or_insert_with(HPAScalingRules::default);
     up.stabilization_window_seconds.get_or_insert(0);
     up.select_policy.get_or_insert_with(|| "Max".into());
-    up.policies.get_or_insert_with(|| vec![policy("Pods", 4), policy("Percent", 100)]);
+    up.policies
+        .get_or_insert_with(|| vec![policy("Pods", 4), policy("Percent", 100)]);
     let down = behavior.scale_down.get_or_insert_with(HPAScalingRules::default);
     down.stabilization_window_seconds.get_or_insert(300);
     down.select_policy.get_or_insert_with(|| "Max".into());
@@ -255,8 +304,11 @@ mod tests {
             "spec": {"containers": [{"name": "web", "image": "nginx:1.25", "ports": [{"containerPort": 80}]}]}}}});
         let d = normalize("Deployment", "v1", d, true).unwrap();
         assert_eq!(d["spec"]["replicas"], 1);
-        assert_eq!(d["spec"]["strategy"], json!({"type": "RollingUpdate",
-            "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}));
+        assert_eq!(
+            d["spec"]["strategy"],
+            json!({"type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+        );
         assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
         assert_eq!(d["spec"]["progressDeadlineSeconds"], 600);
         let c = &d["spec"]["template"]["spec"]["containers"][0];
@@ -303,7 +355,13 @@ mod tests {
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "w"}, "maxReplicas": 5}});
         let h = normalize("HorizontalPodAutoscaler", "v2", h, true).unwrap();
         assert_eq!(h["spec"]["minReplicas"], 1);
-        assert_eq!(h["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 80);
-        assert_eq!(h["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"], 300);
+        assert_eq!(
+            h["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+            80
+        );
+        assert_eq!(
+            h["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+            300
+        );
     }
 }

@@ -61,7 +61,9 @@ impl Format {
     pub fn content_type(self) -> &'static str {
         match self {
             Format::AggregatedV2 => "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
-            Format::AggregatedV2Beta1 => "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList",
+            Format::AggregatedV2Beta1 => {
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+            }
             Format::Legacy => "application/json",
         }
     }
@@ -76,8 +78,10 @@ impl Format {
 
 /// `/api` (core group) or `/apis` (every other group).
 pub fn root(core: bool, format: Format) -> Value {
-    let groups: Vec<(&str, Vec<&str>)> =
-        resources::groups().into_iter().filter(|(g, _)| g.is_empty() == core).collect();
+    let groups: Vec<(&str, Vec<&str>)> = resources::groups()
+        .into_iter()
+        .filter(|(g, _)| g.is_empty() == core)
+        .collect();
     match format {
         Format::Legacy if core => json!({
             "kind": "APIVersions",
@@ -107,12 +111,15 @@ pub fn root(core: bool, format: Format) -> Value {
 
 /// `/apis/{group}`, when served.
 pub fn group(name: &str) -> Option<Value> {
-    resources::groups().into_iter().find(|(g, _)| *g == name && !g.is_empty()).map(|(g, versions)| {
-        let mut group = api_group(g, &versions);
-        group["kind"] = json!("APIGroup");
-        group["apiVersion"] = json!("v1");
-        group
-    })
+    resources::groups()
+        .into_iter()
+        .find(|(g, _)| *g == name && !g.is_empty())
+        .map(|(g, versions)| {
+            let mut group = api_group(g, &versions);
+            group["kind"] = json!("APIGroup");
+            group["apiVersion"] = json!("v1");
+            group
+        })
 }
 
 fn api_group(name: &str, versions: &[&str]) -> Value {
@@ -156,12 +163,26 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             list.push(entry);
         }
     }
-    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": list}))
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": list}),
+    )
 }
 
 /// A resource's subresources: name, the group, version and kind they answer with, and their verbs.
-fn subresources(r: &ResourceType) -> Vec<(&'static str, &'static str, &'static str, &'static str, &'static [&'static str])> {
+fn subresources(
+    r: &ResourceType,
+) -> Vec<(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+)> {
     const RW: &[&str] = &["get", "patch", "update"];
     let mut out = Vec::new();
     if r.status {
@@ -207,13 +228,32 @@ mod tests {
     #[test]
     fn scale_subresource_is_advertised_both_ways() {
         let apps = resource_list("apps", "v1").unwrap();
-        let scale = apps["resources"].as_array().unwrap().iter().find(|r| r["name"] == "deployments/scale").unwrap();
-        assert_eq!((scale["group"].as_str(), scale["kind"].as_str()), (Some("autoscaling"), Some("Scale")));
+        let scale = apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "deployments/scale")
+            .unwrap();
+        assert_eq!(
+            (scale["group"].as_str(), scale["kind"].as_str()),
+            (Some("autoscaling"), Some("Scale"))
+        );
         let agg = root(false, Format::AggregatedV2);
-        let apps = agg["items"].as_array().unwrap().iter().find(|g| g["metadata"]["name"] == "apps").unwrap();
+        let apps = agg["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "apps")
+            .unwrap();
         let deployments = &apps["versions"][0]["resources"][0];
         assert_eq!(deployments["resource"], "deployments");
-        assert!(deployments["subresources"].as_array().unwrap().iter().any(|s| s["subresource"] == "scale"));
+        assert!(
+            deployments["subresources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["subresource"] == "scale")
+        );
     }
 
     #[test]

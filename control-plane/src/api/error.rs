@@ -39,7 +39,11 @@ pub struct Cause {
 
 impl Cause {
     pub fn required(field: impl Into<String>) -> Self {
-        Cause { reason: "FieldValueRequired", field: field.into(), message: "Required value".into() }
+        Cause {
+            reason: "FieldValueRequired",
+            field: field.into(),
+            message: "Required value".into(),
+        }
     }
 
     pub fn invalid(field: impl Into<String>, value: &Value, detail: impl fmt::Display) -> Self {
@@ -51,7 +55,11 @@ impl Cause {
     }
 
     pub fn not_supported(field: impl Into<String>, value: &Value, supported: &[&str]) -> Self {
-        let list = supported.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
+        let list = supported
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         Cause {
             reason: "FieldValueNotSupported",
             field: field.into(),
@@ -77,7 +85,11 @@ impl Cause {
 
     /// Prefixes the field path, for causes found in a nested validator.
     pub fn under(mut self, prefix: &str) -> Self {
-        self.field = if self.field.is_empty() { prefix.to_string() } else { format!("{prefix}.{}", self.field) };
+        self.field = if self.field.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{}", self.field)
+        };
         self
     }
 }
@@ -102,10 +114,23 @@ pub enum ApiError {
     AlreadyExists { resource: GroupResource, name: String },
     /// A write raced another one, or a precondition failed.
     #[error("Operation cannot be fulfilled on {resource} \"{name}\": {detail}")]
-    Conflict { resource: GroupResource, name: String, detail: String },
+    Conflict {
+        resource: GroupResource,
+        name: String,
+        detail: String,
+    },
     /// The object failed validation.
-    #[error("{kind}{} \"{name}\" is invalid: {}", group_suffix(group), causes_text(causes))]
-    Invalid { kind: &'static str, group: &'static str, name: String, causes: Vec<Cause> },
+    #[error(
+        "{kind}{} \"{name}\" is invalid: {}",
+        group_suffix(group),
+        causes_text(causes)
+    )]
+    Invalid {
+        kind: &'static str,
+        group: &'static str,
+        name: String,
+        causes: Vec<Cause>,
+    },
     /// The request itself is malformed (body, selector, query).
     #[error("{0}")]
     BadRequest(String),
@@ -139,15 +164,29 @@ pub enum ApiError {
 }
 
 fn group_suffix(group: &str) -> String {
-    if group.is_empty() { String::new() } else { format!(".{group}") }
+    if group.is_empty() {
+        String::new()
+    } else {
+        format!(".{group}")
+    }
 }
 
 fn causes_text(causes: &[Cause]) -> String {
     let parts: Vec<String> = causes
         .iter()
-        .map(|c| if c.field.is_empty() { c.message.clone() } else { format!("{}: {}", c.field, c.message) })
+        .map(|c| {
+            if c.field.is_empty() {
+                c.message.clone()
+            } else {
+                format!("{}: {}", c.field, c.message)
+            }
+        })
         .collect();
-    if parts.len() == 1 { parts[0].clone() } else { format!("[{}]", parts.join(", ")) }
+    if parts.len() == 1 {
+        parts[0].clone()
+    } else {
+        format!("[{}]", parts.join(", "))
+    }
 }
 
 impl ApiError {
@@ -204,7 +243,12 @@ impl ApiError {
             | ApiError::Conflict { resource, name, .. } => {
                 Some(json!({"name": name, "group": resource.group, "kind": resource.resource}))
             }
-            ApiError::Invalid { kind, group, name, causes } => Some(json!({
+            ApiError::Invalid {
+                kind,
+                group,
+                name,
+                causes,
+            } => Some(json!({
                 "name": name,
                 "group": group,
                 "kind": kind,
@@ -224,8 +268,14 @@ impl ApiError {
     /// Maps a store failure on `resource`/`name` to its API error.
     pub fn from_store(e: StoreError, resource: GroupResource, name: &str) -> Self {
         match e {
-            StoreError::NotFound(_) => ApiError::NotFound { resource, name: name.to_string() },
-            StoreError::AlreadyExists(_) => ApiError::AlreadyExists { resource, name: name.to_string() },
+            StoreError::NotFound(_) => ApiError::NotFound {
+                resource,
+                name: name.to_string(),
+            },
+            StoreError::AlreadyExists(_) => ApiError::AlreadyExists {
+                resource,
+                name: name.to_string(),
+            },
             StoreError::Conflict { .. } => ApiError::Conflict {
                 resource,
                 name: name.to_string(),
@@ -264,25 +314,44 @@ pub struct ErrorReason(pub &'static str);
 mod tests {
     use super::*;
 
-    const DEPLOYMENTS: GroupResource = GroupResource { group: "apps", resource: "deployments" };
+    const DEPLOYMENTS: GroupResource = GroupResource {
+        group: "apps",
+        resource: "deployments",
+    };
 
     #[test]
     fn messages_match_upstream() {
-        let e = ApiError::NotFound { resource: DEPLOYMENTS, name: "nope".into() };
+        let e = ApiError::NotFound {
+            resource: DEPLOYMENTS,
+            name: "nope".into(),
+        };
         assert_eq!(e.to_string(), "deployments.apps \"nope\" not found");
         let s = e.status();
-        assert_eq!((s["code"].as_u64(), s["reason"].as_str()), (Some(404), Some("NotFound")));
+        assert_eq!(
+            (s["code"].as_u64(), s["reason"].as_str()),
+            (Some(404), Some("NotFound"))
+        );
         assert_eq!(s["details"]["kind"], "deployments");
 
-        let pods = GroupResource { group: "", resource: "pods" };
-        let e = ApiError::AlreadyExists { resource: pods, name: "web".into() };
+        let pods = GroupResource {
+            group: "",
+            resource: "pods",
+        };
+        let e = ApiError::AlreadyExists {
+            resource: pods,
+            name: "web".into(),
+        };
         assert_eq!(e.to_string(), "pods \"web\" already exists");
 
         let e = ApiError::Invalid {
             kind: "Deployment",
             group: "apps",
             name: "Web".into(),
-            causes: vec![Cause::invalid("metadata.name", &Value::from("Web"), "a lowercase RFC 1123 subdomain")],
+            causes: vec![Cause::invalid(
+                "metadata.name",
+                &Value::from("Web"),
+                "a lowercase RFC 1123 subdomain",
+            )],
         };
         assert_eq!(
             e.to_string(),

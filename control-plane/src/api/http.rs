@@ -36,9 +36,22 @@ const BODY_MEDIA_TYPES: &str = "application/json, application/yaml, application/
 /// What a resource URL names.
 #[derive(Debug)]
 enum Target {
-    Collection { rt: &'static ResourceType, ns: Option<String> },
-    Object { rt: &'static ResourceType, ns: Option<String>, name: String },
-    Sub { rt: &'static ResourceType, ns: Option<String>, name: String, sub: Subresource, sub_name: &'static str },
+    Collection {
+        rt: &'static ResourceType,
+        ns: Option<String>,
+    },
+    Object {
+        rt: &'static ResourceType,
+        ns: Option<String>,
+        name: String,
+    },
+    Sub {
+        rt: &'static ResourceType,
+        ns: Option<String>,
+        name: String,
+        sub: Subresource,
+        sub_name: &'static str,
+    },
 }
 
 fn lookup(group: &str, version: &str, plural: &str) -> Result<&'static ResourceType, ApiError> {
@@ -52,7 +65,10 @@ fn resolve(group: &str, version: &str, segments: &[&str]) -> Result<Target, ApiE
         if !rt.namespaced {
             return Err(ApiError::NoRoute);
         }
-        Ok(Target::Collection { rt, ns: Some(ns.to_string()) })
+        Ok(Target::Collection {
+            rt,
+            ns: Some(ns.to_string()),
+        })
     };
     let sub = |rt: &'static ResourceType, name: &str| -> Result<(Subresource, &'static str), ApiError> {
         let sub = Subresource::parse(rt, name).ok_or(ApiError::NoRoute)?;
@@ -64,13 +80,20 @@ fn resolve(group: &str, version: &str, segments: &[&str]) -> Result<Target, ApiE
         Ok((sub, sub_name))
     };
     match segments {
-        [plural] => Ok(Target::Collection { rt: lookup(group, version, plural)?, ns: None }),
+        [plural] => Ok(Target::Collection {
+            rt: lookup(group, version, plural)?,
+            ns: None,
+        }),
         [plural, name] => {
             let rt = lookup(group, version, plural)?;
             if rt.namespaced {
                 return Err(ApiError::NoRoute);
             }
-            Ok(Target::Object { rt, ns: None, name: name.to_string() })
+            Ok(Target::Object {
+                rt,
+                ns: None,
+                name: name.to_string(),
+            })
         }
         ["namespaces", ns, third] if resources::find(group, version, third).is_some_and(|r| r.namespaced) => {
             namespaced_collection(ns, third)
@@ -81,16 +104,36 @@ fn resolve(group: &str, version: &str, segments: &[&str]) -> Result<Target, ApiE
                 return Err(ApiError::NoRoute);
             }
             let (sub, sub_name) = sub(rt, third)?;
-            Ok(Target::Sub { rt, ns: None, name: name.to_string(), sub, sub_name })
+            Ok(Target::Sub {
+                rt,
+                ns: None,
+                name: name.to_string(),
+                sub,
+                sub_name,
+            })
         }
         ["namespaces", ns, plural, name] => {
-            let Target::Collection { rt, ns } = namespaced_collection(ns, plural)? else { unreachable!() };
-            Ok(Target::Object { rt, ns, name: name.to_string() })
+            let Target::Collection { rt, ns } = namespaced_collection(ns, plural)? else {
+                unreachable!()
+            };
+            Ok(Target::Object {
+                rt,
+                ns,
+                name: name.to_string(),
+            })
         }
         ["namespaces", ns, plural, name, third] => {
-            let Target::Collection { rt, ns } = namespaced_collection(ns, plural)? else { unreachable!() };
+            let Target::Collection { rt, ns } = namespaced_collection(ns, plural)? else {
+                unreachable!()
+            };
             let (sub, sub_name) = sub(rt, third)?;
-            Ok(Target::Sub { rt, ns, name: name.to_string(), sub, sub_name })
+            Ok(Target::Sub {
+                rt,
+                ns,
+                name: name.to_string(),
+                sub,
+                sub_name,
+            })
         }
         _ => Err(ApiError::NoRoute),
     }
@@ -99,7 +142,11 @@ fn resolve(group: &str, version: &str, segments: &[&str]) -> Result<Target, ApiE
 /// Serves everything under `/api` and `/apis`.
 pub async fn serve(State(state): State<ApiState>, request: Request) -> Response {
     let path = request.uri().path().to_string();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let accept = header_str(request.headers(), header::ACCEPT).to_string();
     let discovery_format = Format::from_accept(&accept);
     let discovery = |doc: Option<Value>, format: Format| match doc {
@@ -111,7 +158,9 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
         ["apis"] => return discovery(Some(discovery::root(false, discovery_format)), discovery_format),
         ["api", version] => return discovery(discovery::resource_list("", version), Format::Legacy),
         ["apis", group] => return discovery(discovery::group(group), Format::Legacy),
-        ["apis", group, version] => return discovery(discovery::resource_list(group, version), Format::Legacy),
+        ["apis", group, version] => {
+            return discovery(discovery::resource_list(group, version), Format::Legacy);
+        }
         _ => {}
     }
     let (group, version, rest) = match segments.as_slice() {
@@ -159,8 +208,21 @@ fn request_info(target: &Target, method: &Method, watch: bool) -> RequestInfo {
         ("DELETE", true) => "DELETE",
         _ => "OTHER",
     };
-    let scope = if name { "resource" } else if ns { "namespace" } else { "cluster" };
-    RequestInfo { verb, group: rt.group, version: rt.version, resource: rt.plural, subresource: sub, scope }
+    let scope = if name {
+        "resource"
+    } else if ns {
+        "namespace"
+    } else {
+        "cluster"
+    };
+    RequestInfo {
+        verb,
+        group: rt.group,
+        version: rt.version,
+        resource: rt.plural,
+        subresource: sub,
+        scope,
+    }
 }
 
 /// The query parameters of a resource request.
@@ -168,11 +230,19 @@ struct Query(Vec<(String, String)>);
 
 impl Query {
     fn parse(query: Option<&str>) -> Self {
-        Query(form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect())
+        Query(
+            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     fn flag(&self, key: &str) -> bool {
@@ -186,7 +256,10 @@ impl Query {
     fn list_options(&self, rt: &ResourceType) -> Result<ListOptions, ApiError> {
         let kind = resources::storage_type(rt).kind;
         let limit = match self.get("limit") {
-            Some(l) => l.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("invalid limit: {l:?}")))?.max(0),
+            Some(l) => l
+                .parse::<i64>()
+                .map_err(|_| ApiError::BadRequest(format!("invalid limit: {l:?}")))?
+                .max(0),
             None => 0,
         };
         Ok(ListOptions {
@@ -208,7 +281,11 @@ impl Query {
                 )));
             }
         };
-        Ok(WriteOptions { field_validation, dry_run: self.dry_run()?, force: self.flag("force") })
+        Ok(WriteOptions {
+            field_validation,
+            dry_run: self.dry_run()?,
+            force: self.flag("force"),
+        })
     }
 
     fn dry_run(&self) -> Result<bool, ApiError> {
@@ -233,7 +310,10 @@ impl Query {
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
-    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 fn rendering(headers: &HeaderMap) -> Rendering {
@@ -260,7 +340,10 @@ fn object_response(code: StatusCode, object: Value, rt: &ResourceType, headers: 
         Rendering::Object => object,
         Rendering::Metadata => table::partial_metadata(&object),
         Rendering::Table => {
-            let rv = object.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string);
+            let rv = object
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             table::table(rt, &[object], rv, None, true)
         }
     };
@@ -279,9 +362,13 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
                 || e.to_string().contains("length limit");
             if too_large {
-                Err(ApiError::TooLarge { limit: MAX_BODY_BYTES })
+                Err(ApiError::TooLarge {
+                    limit: MAX_BODY_BYTES,
+                })
             } else {
-                Err(ApiError::BadRequest(format!("the request body could not be read: {e}")))
+                Err(ApiError::BadRequest(format!(
+                    "the request body could not be read: {e}"
+                )))
             }
         }
         Ok(Ok(bytes)) => Ok(bytes),
@@ -292,12 +379,23 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 pub fn decode_body(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     match essence {
-        "" | "application/json" | "*/*" => serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded as JSON: {e}"))),
-        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded as YAML: {e}"))),
-        "application/vnd.kubernetes.protobuf" => protobuf::decode(body)
-            .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded as protobuf: {e}"))),
+        "" | "application/json" | "*/*" => serde_json::from_slice(body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "the body of the request could not be decoded as JSON: {e}"
+            ))
+        }),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            serde_yaml::from_slice(body).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "the body of the request could not be decoded as YAML: {e}"
+                ))
+            })
+        }
+        "application/vnd.kubernetes.protobuf" => protobuf::decode(body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "the body of the request could not be decoded as protobuf: {e}"
+            ))
+        }),
         _ => Err(ApiError::UnsupportedMediaType(BODY_MEDIA_TYPES.into())),
     }
 }
@@ -329,7 +427,8 @@ async fn dispatch(
                 bookmarks: query.flag("allowWatchBookmarks"),
                 timeout: match query.get("timeoutSeconds") {
                     Some(t) => Duration::from_secs(
-                        t.parse().map_err(|_| ApiError::BadRequest(format!("invalid timeoutSeconds: {t:?}")))?,
+                        t.parse()
+                            .map_err(|_| ApiError::BadRequest(format!("invalid timeoutSeconds: {t:?}")))?,
                     ),
                     None => watch::default_timeout(),
                 },
@@ -337,7 +436,11 @@ async fn dispatch(
             };
             let guard = WatchGuard::start(&state.metrics, info);
             let stream = watch::watch(objects.store().clone(), request, guard).await?;
-            Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response())
+            Ok((
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from_stream(stream),
+            )
+                .into_response())
         }
         (Target::Collection { rt, ns }, Method::GET) => {
             let list = objects.list(rt, ns.as_deref(), &query.list_options(rt)?).await?;
@@ -346,11 +449,21 @@ async fn dispatch(
                 Rendering::Table => table::table(rt, &list.items, Some(rv), list.continue_token, true),
                 Rendering::Metadata => {
                     let items: Vec<Value> = list.items.iter().map(table::partial_metadata).collect();
-                    list_body("PartialObjectMetadataList", "meta.k8s.io/v1", rv, list.continue_token, items)
+                    list_body(
+                        "PartialObjectMetadataList",
+                        "meta.k8s.io/v1",
+                        rv,
+                        list.continue_token,
+                        items,
+                    )
                 }
-                Rendering::Object => {
-                    list_body(&format!("{}List", rt.kind), &rt.api_version(), rv, list.continue_token, list.items)
-                }
+                Rendering::Object => list_body(
+                    &format!("{}List", rt.kind),
+                    &rt.api_version(),
+                    rv,
+                    list.continue_token,
+                    list.items,
+                ),
             };
             Ok(json_response(StatusCode::OK, &body, "application/json"))
         }
@@ -359,14 +472,28 @@ async fn dispatch(
                 return Err(not_supported(rt, "create"));
             }
             let object = decode_body(&content_type, &read_body(body).await?)?;
-            let created = objects.create(rt, ns.as_deref(), object, &query.write_options()?).await?;
+            let created = objects
+                .create(rt, ns.as_deref(), object, &query.write_options()?)
+                .await?;
             Ok(object_response(StatusCode::CREATED, created, rt, &headers))
         }
         (Target::Collection { rt, ns }, Method::DELETE) => {
             let opts = delete_options(&query, &content_type, &read_body(body).await?)?;
-            let deleted = objects.delete_collection(rt, ns.as_deref(), &query.list_options(rt)?, &opts).await?;
-            let rv = objects.store().current_revision().await.map_err(|e| ApiError::Internal(e.to_string()))?;
-            let body = list_body(&format!("{}List", rt.kind), &rt.api_version(), rv.to_string(), None, deleted);
+            let deleted = objects
+                .delete_collection(rt, ns.as_deref(), &query.list_options(rt)?, &opts)
+                .await?;
+            let rv = objects
+                .store()
+                .current_revision()
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let body = list_body(
+                &format!("{}List", rt.kind),
+                &rt.api_version(),
+                rv.to_string(),
+                None,
+                deleted,
+            );
             Ok(json_response(StatusCode::OK, &body, "application/json"))
         }
         (Target::Object { rt, ns, name }, Method::GET) => {
@@ -375,24 +502,45 @@ async fn dispatch(
         }
         (Target::Object { rt, ns, name }, Method::PUT) => {
             let object = decode_body(&content_type, &read_body(body).await?)?;
-            let (updated, created) = objects.update(rt, ns.as_deref(), &name, None, object, &query.write_options()?).await?;
-            let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let (updated, created) = objects
+                .update(rt, ns.as_deref(), &name, None, object, &query.write_options()?)
+                .await?;
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             Ok(object_response(code, updated, rt, &headers))
         }
         (Target::Object { rt, ns, name }, Method::PATCH) => {
             let patch_type = PatchType::from_content_type(&content_type)
                 .ok_or_else(|| ApiError::UnsupportedMediaType(PatchType::ACCEPTED.into()))?;
             let body = read_body(body).await?;
-            let (patched, created) =
-                objects.patch(rt, ns.as_deref(), &name, None, patch_type, &body, &query.write_options()?).await?;
-            let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let (patched, created) = objects
+                .patch(
+                    rt,
+                    ns.as_deref(),
+                    &name,
+                    None,
+                    patch_type,
+                    &body,
+                    &query.write_options()?,
+                )
+                .await?;
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             Ok(object_response(code, patched, rt, &headers))
         }
         (Target::Object { rt, ns, name }, Method::DELETE) => {
             let opts = delete_options(&query, &content_type, &read_body(body).await?)?;
             match objects.delete(rt, ns.as_deref(), &name, &opts).await? {
                 Deleted::Pending(object) => Ok(object_response(StatusCode::OK, object, rt, &headers)),
-                Deleted::Gone(object) if rt.kind == "Pod" => Ok(object_response(StatusCode::OK, object, rt, &headers)),
+                Deleted::Gone(object) if rt.kind == "Pod" => {
+                    Ok(object_response(StatusCode::OK, object, rt, &headers))
+                }
                 Deleted::Gone(object) => {
                     let status = json!({
                         "kind": "Status",
@@ -410,25 +558,57 @@ async fn dispatch(
                 }
             }
         }
-        (Target::Sub { rt, ns, name, sub, .. }, Method::GET) if sub != Subresource::Finalize => {
+        (
+            Target::Sub {
+                rt, ns, name, sub, ..
+            },
+            Method::GET,
+        ) if sub != Subresource::Finalize => {
             let view = match sub {
                 Subresource::Scale => objects.get_scale(rt, ns.as_deref(), &name).await?,
                 _ => objects.get(rt, ns.as_deref(), &name).await?,
             };
             Ok(json_response(StatusCode::OK, &view, "application/json"))
         }
-        (Target::Sub { rt, ns, name, sub, .. }, Method::PUT) => {
+        (
+            Target::Sub {
+                rt, ns, name, sub, ..
+            },
+            Method::PUT,
+        ) => {
             let object = decode_body(&content_type, &read_body(body).await?)?;
-            let (updated, _) =
-                objects.update(rt, ns.as_deref(), &name, Some(sub), object, &query.write_options()?).await?;
+            let (updated, _) = objects
+                .update(
+                    rt,
+                    ns.as_deref(),
+                    &name,
+                    Some(sub),
+                    object,
+                    &query.write_options()?,
+                )
+                .await?;
             Ok(json_response(StatusCode::OK, &updated, "application/json"))
         }
-        (Target::Sub { rt, ns, name, sub, .. }, Method::PATCH) if sub != Subresource::Finalize => {
+        (
+            Target::Sub {
+                rt, ns, name, sub, ..
+            },
+            Method::PATCH,
+        ) if sub != Subresource::Finalize => {
             let patch_type = PatchType::from_content_type(&content_type)
                 .ok_or_else(|| ApiError::UnsupportedMediaType(PatchType::ACCEPTED.into()))?;
             let body = read_body(body).await?;
-            let (patched, _) =
-                objects.patch(rt, ns.as_deref(), &name, Some(sub), patch_type, &body, &query.write_options()?).await?;
+            let (patched, _) = objects
+                .patch(
+                    rt,
+                    ns.as_deref(),
+                    &name,
+                    Some(sub),
+                    patch_type,
+                    &body,
+                    &query.write_options()?,
+                )
+                .await?;
             Ok(json_response(StatusCode::OK, &patched, "application/json"))
         }
         (Target::Collection { rt, .. } | Target::Object { rt, .. } | Target::Sub { rt, .. }, method) => {
@@ -437,7 +617,13 @@ async fn dispatch(
     }
 }
 
-fn list_body(kind: &str, api_version: &str, rv: String, continue_token: Option<String>, items: Vec<Value>) -> Value {
+fn list_body(
+    kind: &str,
+    api_version: &str,
+    rv: String,
+    continue_token: Option<String>,
+    items: Vec<Value>,
+) -> Value {
     let mut metadata = json!({"resourceVersion": rv});
     if let Some(token) = continue_token {
         metadata["continue"] = json!(token);
@@ -454,14 +640,22 @@ fn delete_options(query: &Query, content_type: &str, body: &[u8]) -> Result<Dele
     };
     let field = |name: &str| from_body.get(name);
     let mut opts = DeleteOptions {
-        propagation: field("propagationPolicy").and_then(Value::as_str).map(Propagation::parse).transpose()?,
+        propagation: field("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(Propagation::parse)
+            .transpose()?,
         grace_period_seconds: field("gracePeriodSeconds").and_then(Value::as_i64),
-        precondition_uid: from_body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string),
+        precondition_uid: from_body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         precondition_resource_version: from_body
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)
             .map(str::to_string),
-        dry_run: field("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|v| v == "All")),
+        dry_run: field("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|d| d.iter().any(|v| v == "All")),
     };
     if opts.propagation.is_none() && field("orphanDependents").and_then(Value::as_bool) == Some(true) {
         opts.propagation = Some(Propagation::Orphan);
@@ -470,8 +664,10 @@ fn delete_options(query: &Query, content_type: &str, body: &[u8]) -> Result<Dele
         opts.propagation = Some(Propagation::parse(p)?);
     }
     if let Some(g) = query.get("gracePeriodSeconds") {
-        opts.grace_period_seconds =
-            Some(g.parse().map_err(|_| ApiError::BadRequest(format!("invalid gracePeriodSeconds: {g:?}")))?);
+        opts.grace_period_seconds = Some(
+            g.parse()
+                .map_err(|_| ApiError::BadRequest(format!("invalid gracePeriodSeconds: {g:?}")))?,
+        );
     }
     opts.dry_run |= query.dry_run()?;
     Ok(opts)

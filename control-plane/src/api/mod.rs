@@ -43,7 +43,11 @@ pub struct ApiState {
 
 impl ApiState {
     pub fn new(store: Arc<dyn Store>, metrics: ApiMetrics, token: &str) -> Self {
-        ApiState { objects: Objects::new(store), metrics, token: token.into() }
+        ApiState {
+            objects: Objects::new(store),
+            metrics,
+            token: token.into(),
+        }
     }
 }
 
@@ -92,7 +96,9 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
         Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => next.run(request).await,
         _ => {
             let mut response = ApiError::Unauthorized.into_response();
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             response
         }
     }
@@ -108,8 +114,18 @@ async fn observe(State(state): State<ApiState>, request: Request, next: Next) ->
     let method = request.method().as_str().to_string();
     let path = request.uri().path().to_string();
     let response = next.run(request).await;
-    let info = response.extensions().get::<RequestInfo>().copied().unwrap_or_default();
-    RequestCompleted { info, method: &method, path: &path, code: response.status().as_u16(), elapsed: started.elapsed() }
-        .emit(&state.metrics);
+    let info = response
+        .extensions()
+        .get::<RequestInfo>()
+        .copied()
+        .unwrap_or_default();
+    RequestCompleted {
+        info,
+        method: &method,
+        path: &path,
+        code: response.status().as_u16(),
+        elapsed: started.elapsed(),
+    }
+    .emit(&state.metrics);
     response
 }

@@ -140,7 +140,9 @@ fn meta_mut(object: &mut Value) -> &mut Map<String, Value> {
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = json!({});
     }
-    object["metadata"].as_object_mut().expect("metadata was just made an object")
+    object["metadata"]
+        .as_object_mut()
+        .expect("metadata was just made an object")
 }
 
 fn finalizers(object: &Value) -> Vec<String> {
@@ -154,7 +156,10 @@ fn finalizers(object: &Value) -> Vec<String> {
 /// Whether anything (metadata finalizers, or a namespace's spec finalizers) still holds the object.
 fn is_held(object: &Value) -> bool {
     !finalizers(object).is_empty()
-        || object.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
+        || object
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
 }
 
 /// Decodes a stored value and stamps its revision as `resourceVersion`.
@@ -168,11 +173,14 @@ pub fn decode_stored(kv: &KeyValue) -> Result<Value, ApiError> {
 fn encode(object: &Value) -> Result<Bytes, ApiError> {
     let mut object = object.clone();
     meta_mut(&mut object).remove("resourceVersion");
-    serde_json::to_vec(&object).map(Bytes::from).map_err(|e| ApiError::Internal(e.to_string()))
+    serde_json::to_vec(&object)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 fn parse_revision(rv: &str) -> Result<Revision, ApiError> {
-    rv.parse().map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv:?}")))
+    rv.parse()
+        .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv:?}")))
 }
 
 impl Objects {
@@ -191,32 +199,58 @@ impl Objects {
         ns: Option<&str>,
         name: &str,
     ) -> Result<Option<(Value, Revision)>, ApiError> {
-        let kv = self.store.get(&rt.key(ns, name)).await.map_err(|e| ApiError::from_store(e, rt.group_resource(), name))?;
-        kv.map(|kv| decode_stored(&kv).map(|v| (v, kv.mod_revision))).transpose()
+        let kv = self
+            .store
+            .get(&rt.key(ns, name))
+            .await
+            .map_err(|e| ApiError::from_store(e, rt.group_resource(), name))?;
+        kv.map(|kv| decode_stored(&kv).map(|v| (v, kv.mod_revision)))
+            .transpose()
     }
 
     fn not_found(rt: &ResourceType, name: &str) -> ApiError {
-        ApiError::NotFound { resource: rt.group_resource(), name: name.to_string() }
+        ApiError::NotFound {
+            resource: rt.group_resource(),
+            name: name.to_string(),
+        }
     }
 
     pub async fn get(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
-        let (object, _) = self.read(rt, ns, name).await?.ok_or_else(|| Self::not_found(rt, name))?;
+        let (object, _) = self
+            .read(rt, ns, name)
+            .await?
+            .ok_or_else(|| Self::not_found(rt, name))?;
         Ok(conversion::from_storage(rt, object))
     }
 
-    pub async fn list(&self, rt: &ResourceType, ns: Option<&str>, opts: &ListOptions) -> Result<ObjectList, ApiError> {
+    pub async fn list(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<ObjectList, ApiError> {
         let prefix = rt.collection_prefix(ns);
         // A name selector narrows the read to one key (kubectl's `get NAME -w`, `delete --wait`).
         if let Some(name) = opts.fields.equal_value("metadata.name")
             && (ns.is_some() || !rt.namespaced)
             && opts.continue_token.is_none()
         {
-            let revision = self.store.current_revision().await.map_err(|e| ApiError::from_store(e, rt.group_resource(), ""))?;
+            let revision = self
+                .store
+                .current_revision()
+                .await
+                .map_err(|e| ApiError::from_store(e, rt.group_resource(), ""))?;
             let items = match self.read(rt, ns, name).await? {
-                Some((object, _)) if self.selected(&object, opts) => vec![conversion::from_storage(rt, object)],
+                Some((object, _)) if self.selected(&object, opts) => {
+                    vec![conversion::from_storage(rt, object)]
+                }
                 _ => Vec::new(),
             };
-            return Ok(ObjectList { items, revision, continue_token: None });
+            return Ok(ObjectList {
+                items,
+                revision,
+                continue_token: None,
+            });
         }
         let (start_after, pinned) = match &opts.continue_token {
             Some(token) => {
@@ -229,7 +263,11 @@ impl Objects {
         let mut cursor = start_after;
         let mut revision = pinned;
         loop {
-            let want = if opts.limit > 0 { opts.limit - items.len() } else { 0 };
+            let want = if opts.limit > 0 {
+                opts.limit - items.len()
+            } else {
+                0
+            };
             let page = self
                 .store
                 .list(&prefix, cursor.as_deref(), want)
@@ -247,10 +285,20 @@ impl Objects {
             match (page.more, last_key) {
                 (true, Some(last)) if full => {
                     let revision = revision.unwrap_or(page.revision);
-                    return Ok(ObjectList { items, revision, continue_token: Some(encode_continue(&last, revision)) });
+                    return Ok(ObjectList {
+                        items,
+                        revision,
+                        continue_token: Some(encode_continue(&last, revision)),
+                    });
                 }
                 (true, Some(last)) => cursor = Some(last),
-                _ => return Ok(ObjectList { items, revision: revision.unwrap_or(page.revision), continue_token: None }),
+                _ => {
+                    return Ok(ObjectList {
+                        items,
+                        revision: revision.unwrap_or(page.revision),
+                        continue_token: None,
+                    });
+                }
             }
         }
     }
@@ -276,10 +324,9 @@ impl Objects {
             meta_mut(&mut object).insert("name".into(), json!(generate_name(&base)));
         }
         object = conversion::to_storage(rt, object, None);
-        if matches!(stored_rt.kind, "Deployment" | "ReplicaSet" | "HorizontalPodAutoscaler" | "Pod" | "Service" | "Namespace") {
-            if let Some(map) = object.as_object_mut() {
-                map.remove("status");
-            }
+        // A new object's status is the server's to fill (nodes excepted: the agent registers its own).
+        if stored_rt.status && stored_rt.kind != "Node" {
+            object["status"] = json!({});
         }
         let mut object = self.normalize(stored_rt, object, opts)?;
         let name = meta_str(&object, "name").unwrap_or_default().to_string();
@@ -287,7 +334,13 @@ impl Objects {
             let m = meta_mut(&mut object);
             m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
             m.insert("creationTimestamp".into(), json!(now()));
-            for field in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"] {
+            for field in [
+                "resourceVersion",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+                "managedFields",
+            ] {
                 m.remove(field);
             }
             if stored_rt.generation != Generation::None {
@@ -322,7 +375,10 @@ impl Objects {
         mut body: Value,
     ) -> Result<Value, ApiError> {
         if !body.is_object() {
-            return Err(ApiError::BadRequest(format!("the body of a {} must be a JSON object", rt.kind)));
+            return Err(ApiError::BadRequest(format!(
+                "the body of a {} must be a JSON object",
+                rt.kind
+            )));
         }
         let expected_version = rt.api_version();
         match body.get("apiVersion").and_then(Value::as_str) {
@@ -373,13 +429,28 @@ impl Objects {
         Ok(body)
     }
 
-    fn normalize(&self, stored_rt: &ResourceType, mut object: Value, opts: &WriteOptions) -> Result<Value, ApiError> {
+    fn normalize(
+        &self,
+        stored_rt: &ResourceType,
+        mut object: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
         object["apiVersion"] = json!(stored_rt.api_version());
         object["kind"] = json!(stored_rt.kind);
-        defaults::normalize(stored_rt.kind, stored_rt.version, object, opts.field_validation == FieldValidation::Strict)
+        defaults::normalize(
+            stored_rt.kind,
+            stored_rt.version,
+            object,
+            opts.field_validation == FieldValidation::Strict,
+        )
     }
 
-    fn check_valid(&self, stored_rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+    fn check_valid(
+        &self,
+        stored_rt: &ResourceType,
+        object: &Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
         let causes = validation::validate(stored_rt.kind, object, old);
         if causes.is_empty() {
             return Ok(());
@@ -394,7 +465,10 @@ impl Objects {
 
     async fn check_namespace_open(&self, ns: &str) -> Result<(), ApiError> {
         let namespaces = resources::find("", "v1", "namespaces").expect("namespaces are served");
-        let (namespace, _) = self.read(namespaces, None, ns).await?.ok_or_else(|| Self::not_found(namespaces, ns))?;
+        let (namespace, _) = self
+            .read(namespaces, None, ns)
+            .await?
+            .ok_or_else(|| Self::not_found(namespaces, ns))?;
         if meta(&namespace).get("deletionTimestamp").is_some() {
             return Err(ApiError::Forbidden(format!(
                 "unable to create new content in namespace {ns} because it is being terminated"
@@ -419,10 +493,13 @@ impl Objects {
         };
         let precondition = meta_str(&body, "resourceVersion")
             .filter(|rv| !rv.is_empty())
-        .map(parse_revision)
-        .transpose()?;
+            .map(parse_revision)
+            .transpose()?;
         let allow_create = sub.is_none() && matches!(rt.kind, "Event" | "Lease" | "Endpoints");
-        self.write_loop(rt, ns, name, sub, precondition, allow_create, opts, |_| Ok(body.clone())).await
+        self.write_loop(rt, ns, name, sub, precondition, allow_create, opts, |_| {
+            Ok(body.clone())
+        })
+        .await
     }
 
     /// Applies a patch to an object (or a subresource).
@@ -441,21 +518,32 @@ impl Objects {
         let allow_create = patch_type == PatchType::Apply && sub.is_none();
         let kind = resources::storage_type(rt).kind;
         let mut precondition = None;
-        if let Some(rv) = patch_value.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+        if let Some(rv) = patch_value
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
             && patch_type != PatchType::Json
         {
             precondition = Some(parse_revision(rv)?);
         }
-        self.write_loop(rt, ns, name, sub, precondition, allow_create, opts, |current| match current {
-            Some(current) => patch::apply(patch_type, current, &patch_value, kind),
-            None => {
-                let mut created = patch_value.clone();
-                if let Some(m) = created.get_mut("metadata").and_then(Value::as_object_mut) {
-                    m.remove("resourceVersion");
+        self.write_loop(
+            rt,
+            ns,
+            name,
+            sub,
+            precondition,
+            allow_create,
+            opts,
+            |current| match current {
+                Some(current) => patch::apply(patch_type, current, &patch_value, kind),
+                None => {
+                    let mut created = patch_value.clone();
+                    if let Some(m) = created.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.remove("resourceVersion");
+                    }
+                    Ok(created)
                 }
-                Ok(created)
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -481,7 +569,10 @@ impl Objects {
                     return Err(Self::not_found(rt, name));
                 }
                 let body = change(None)?;
-                return match self.create(rt, ns, self.admit_body(rt, ns, Some(name), body)?, opts).await {
+                return match self
+                    .create(rt, ns, self.admit_body(rt, ns, Some(name), body)?, opts)
+                    .await
+                {
                     Err(ApiError::AlreadyExists { .. }) => continue,
                     other => other.map(|o| (o, true)),
                 };
@@ -489,7 +580,11 @@ impl Objects {
             if let Some(expected) = precondition
                 && expected != revision
             {
-                return Err(ApiError::Conflict { resource: rt.group_resource(), name: name.into(), detail: OPTIMISTIC_LOCK.into() });
+                return Err(ApiError::Conflict {
+                    resource: rt.group_resource(),
+                    name: name.into(),
+                    detail: OPTIMISTIC_LOCK.into(),
+                });
             }
             let current_view = match sub {
                 Some(Subresource::Scale) => scale_of(rt, &old)?,
@@ -498,10 +593,14 @@ impl Objects {
             let desired = change(Some(&current_view))?;
             let new = match sub {
                 Some(Subresource::Scale) => apply_scale(stored_rt, &old, &desired)?,
-                Some(Subresource::Status) => with_status_of(&old, conversion::to_storage(rt, self.admit_body(rt, ns, Some(name), desired)?, Some(&old))),
+                Some(Subresource::Status) => with_status_of(
+                    &old,
+                    conversion::to_storage(rt, self.admit_body(rt, ns, Some(name), desired)?, Some(&old)),
+                ),
                 Some(Subresource::Finalize) => {
                     let mut new = old.clone();
-                    new["spec"]["finalizers"] = desired.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+                    new["spec"]["finalizers"] =
+                        desired.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
                     new
                 }
                 None => {
@@ -549,8 +648,16 @@ impl Objects {
     }
 
     /// Reads the Scale of an object.
-    pub async fn get_scale(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
-        let (object, _) = self.read(rt, ns, name).await?.ok_or_else(|| Self::not_found(rt, name))?;
+    pub async fn get_scale(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let (object, _) = self
+            .read(rt, ns, name)
+            .await?
+            .ok_or_else(|| Self::not_found(rt, name))?;
         scale_of(rt, &object)
     }
 
@@ -565,7 +672,10 @@ impl Objects {
         let key = rt.key(ns, name);
         let stored_rt = resources::storage_type(rt);
         loop {
-            let (object, revision) = self.read(rt, ns, name).await?.ok_or_else(|| Self::not_found(rt, name))?;
+            let (object, revision) = self
+                .read(rt, ns, name)
+                .await?
+                .ok_or_else(|| Self::not_found(rt, name))?;
             self.check_delete_preconditions(rt, name, &object, opts)?;
             let mut pending = object.clone();
             let already_deleting = meta(&object).get("deletionTimestamp").is_some();
@@ -606,7 +716,10 @@ impl Objects {
             if !already_deleting {
                 let grace = grace.unwrap_or(0);
                 let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);
-                m.insert("deletionTimestamp".into(), json!(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
+                m.insert(
+                    "deletionTimestamp".into(),
+                    json!(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                );
                 m.insert("deletionGracePeriodSeconds".into(), json!(grace));
             }
             if pending == object {
@@ -633,7 +746,11 @@ impl Objects {
         object: &Value,
         opts: &DeleteOptions,
     ) -> Result<(), ApiError> {
-        let conflict = |detail: String| ApiError::Conflict { resource: rt.group_resource(), name: name.into(), detail };
+        let conflict = |detail: String| ApiError::Conflict {
+            resource: rt.group_resource(),
+            name: name.into(),
+            detail,
+        };
         if let Some(uid) = &opts.precondition_uid {
             let actual = meta_str(object, "uid").unwrap_or_default();
             if uid != actual {
@@ -680,7 +797,10 @@ impl Objects {
         let namespaces = resources::find("", "v1", "namespaces").expect("namespaces are served");
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-            match self.create(namespaces, None, body, &WriteOptions::default()).await {
+            match self
+                .create(namespaces, None, body, &WriteOptions::default())
+                .await
+            {
                 Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -695,17 +815,29 @@ fn pod_grace_period(rt: &ResourceType, object: &Value, opts: &DeleteOptions) -> 
     if rt.kind != "Pod" {
         return None;
     }
-    let scheduled = object.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-    let phase = object.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();
+    let scheduled = object
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let phase = object
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if !scheduled || phase == "Succeeded" || phase == "Failed" {
         return None;
     }
     let grace = opts
         .grace_period_seconds
-        .or_else(|| object.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+        .or_else(|| {
+            object
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
         .unwrap_or(30);
     // A pod already being deleted can only have its grace shortened.
-    let current = meta(object).get("deletionGracePeriodSeconds").and_then(Value::as_i64);
+    let current = meta(object)
+        .get("deletionGracePeriodSeconds")
+        .and_then(Value::as_i64);
     match current {
         Some(current) if current <= grace => Some(current),
         _ if grace <= 0 => None,
@@ -718,7 +850,14 @@ fn pod_grace_period(rt: &ResourceType, object: &Value, opts: &DeleteOptions) -> 
 fn carry_identity(rt: &ResourceType, old: &Value, new: &mut Value) {
     let old_meta = meta(old).clone();
     let m = meta_mut(new);
-    let mut fields = vec!["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name"];
+    let mut fields = vec![
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "namespace",
+        "name",
+    ];
     if rt.generation == Generation::None || m.get("generation").is_none() {
         fields.push("generation");
     }
@@ -749,7 +888,11 @@ fn prepare_update(rt: &ResourceType, old: &Value, mut new: Value) -> Value {
         let spec_changed = old.get("spec") != new.get("spec");
         let annotations_changed = rt.generation == Generation::SpecAndAnnotations
             && meta(old).get("annotations") != meta(&new).get("annotations");
-        let generation = if spec_changed || annotations_changed { old_generation + 1 } else { old_generation };
+        let generation = if spec_changed || annotations_changed {
+            old_generation + 1
+        } else {
+            old_generation
+        };
         meta_mut(&mut new).insert("generation".into(), json!(generation));
     }
     new
@@ -795,7 +938,9 @@ fn scale_of(rt: &ResourceType, object: &Value) -> Result<Value, ApiError> {
         },
     }))
     .map(|mut scale| {
-        if !rt.namespaced && let Some(m) = scale["metadata"].as_object_mut() {
+        if !rt.namespaced
+            && let Some(m) = scale["metadata"].as_object_mut()
+        {
             m.remove("namespace");
         }
         scale
@@ -805,12 +950,16 @@ fn scale_of(rt: &ResourceType, object: &Value) -> Result<Value, ApiError> {
 /// Writes a desired Scale's replicas into the stored object.
 fn apply_scale(rt: &ResourceType, old: &Value, scale: &Value) -> Result<Value, ApiError> {
     let replicas = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
-    if !replicas.as_i64().is_some_and(|r| r >= 0) {
+    if replicas.as_i64().is_none_or(|r| r < 0) {
         return Err(ApiError::Invalid {
             kind: "Scale",
             group: "autoscaling",
             name: meta_str(old, "name").unwrap_or_default().to_string(),
-            causes: vec![Cause::invalid("spec.replicas", &replicas, "must be greater than or equal to 0")],
+            causes: vec![Cause::invalid(
+                "spec.replicas",
+                &replicas,
+                "must be greater than or equal to 0",
+            )],
         });
     }
     let mut new = old.clone();
@@ -822,7 +971,9 @@ fn apply_scale(rt: &ResourceType, old: &Value, scale: &Value) -> Result<Value, A
 fn generate_name(base: &str) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    let suffix: String = (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
     let base = if base.len() > 58 { &base[..58] } else { base };
     format!("{base}{suffix}")
 }
@@ -883,7 +1034,10 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip_and_reject_foreign_prefixes() {
         let token = encode_continue("/registry/core/pods/default/web-7", 42);
-        assert_eq!(decode_continue(&token, "/registry/core/pods/").unwrap(), ("/registry/core/pods/default/web-7".into(), 42));
+        assert_eq!(
+            decode_continue(&token, "/registry/core/pods/").unwrap(),
+            ("/registry/core/pods/default/web-7".into(), 42)
+        );
         assert!(decode_continue(&token, "/registry/core/secrets/").is_err());
         assert!(decode_continue("!!", "/").is_err());
     }
@@ -898,9 +1052,16 @@ mod tests {
     fn generation_moves_with_spec_only() {
         let rt = resources::find("apps", "v1", "deployments").unwrap();
         let old = json!({"metadata": {"generation": 3}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
-        let same = prepare_update(rt, &old, json!({"metadata": {}, "spec": {"replicas": 1}, "status": {"replicas": 9}}));
+        let same = prepare_update(
+            rt,
+            &old,
+            json!({"metadata": {}, "spec": {"replicas": 1}, "status": {"replicas": 9}}),
+        );
         assert_eq!(same["metadata"]["generation"], 3);
-        assert_eq!(same["status"]["replicas"], 1, "main endpoint writes keep the stored status");
+        assert_eq!(
+            same["status"]["replicas"], 1,
+            "main endpoint writes keep the stored status"
+        );
         let bumped = prepare_update(rt, &old, json!({"metadata": {}, "spec": {"replicas": 2}}));
         assert_eq!(bumped["metadata"]["generation"], 4);
     }

@@ -22,14 +22,21 @@ pub fn index() -> Value {
         .into_iter()
         .map(|(group, version)| {
             let path = gv_path(group, version);
-            (path.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", document_hash())}))
+            (
+                path.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", document_hash())}),
+            )
         })
         .collect();
     json!({"paths": paths})
 }
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 /// Changes with the binary, so clients' caches of the documents follow upgrades.
@@ -90,8 +97,16 @@ fn path_param(name: &str) -> Value {
 
 fn write_params() -> Vec<Value> {
     vec![
-        query_param("dryRun", "When present, indicates that modifications should not be persisted.", "string"),
-        query_param("fieldManager", "A name associated with the actor or entity that is making these changes.", "string"),
+        query_param(
+            "dryRun",
+            "When present, indicates that modifications should not be persisted.",
+            "string",
+        ),
+        query_param(
+            "fieldManager",
+            "A name associated with the actor or entity that is making these changes.",
+            "string",
+        ),
         query_param(
             "fieldValidation",
             "How the server handles unknown or duplicate fields: Ignore, Warn (the default) or Strict.",
@@ -102,14 +117,34 @@ fn write_params() -> Vec<Value> {
 
 fn list_params() -> Vec<Value> {
     vec![
-        query_param("labelSelector", "A selector to restrict the list of returned objects by their labels.", "string"),
-        query_param("fieldSelector", "A selector to restrict the list of returned objects by their fields.", "string"),
-        query_param("limit", "The maximum number of responses to return for a list call.", "integer"),
+        query_param(
+            "labelSelector",
+            "A selector to restrict the list of returned objects by their labels.",
+            "string",
+        ),
+        query_param(
+            "fieldSelector",
+            "A selector to restrict the list of returned objects by their fields.",
+            "string",
+        ),
+        query_param(
+            "limit",
+            "The maximum number of responses to return for a list call.",
+            "integer",
+        ),
         query_param("continue", "The continue token of the previous page.", "string"),
         query_param("resourceVersion", "Where a list or watch starts.", "string"),
-        query_param("watch", "Watch for changes to the described resources.", "boolean"),
+        query_param(
+            "watch",
+            "Watch for changes to the described resources.",
+            "boolean",
+        ),
         query_param("timeoutSeconds", "Timeout for the list/watch call.", "integer"),
-        query_param("allowWatchBookmarks", "Requests watch events with type BOOKMARK.", "boolean"),
+        query_param(
+            "allowWatchBookmarks",
+            "Requests watch events with type BOOKMARK.",
+            "boolean",
+        ),
     ]
 }
 
@@ -117,7 +152,14 @@ fn json_content(schema: Value) -> Value {
     json!({"application/json": {"schema": schema}, "application/yaml": {"schema": schema}})
 }
 
-fn operation(id: String, action: &str, gvk: &Value, params: Vec<Value>, body: Option<Value>, response: Value) -> Value {
+fn operation(
+    id: String,
+    action: &str,
+    gvk: &Value,
+    params: Vec<Value>,
+    body: Option<Value>,
+    response: Value,
+) -> Value {
     let mut op = json!({
         "operationId": id,
         "parameters": params,
@@ -155,10 +197,19 @@ fn build(group: &str, version: &str) -> Value {
         let list = format!("{schema}List");
         kinds.push((schema.clone(), rt));
         let gvk = json!({"group": rt.group, "version": rt.version, "kind": rt.kind});
-        let id = |verb: &str, suffix: &str| format!("{verb}{}{}{suffix}", if rt.namespaced { "Namespaced" } else { "" }, rt.kind);
+        let id = |verb: &str, suffix: &str| {
+            format!(
+                "{verb}{}{}{suffix}",
+                if rt.namespaced { "Namespaced" } else { "" },
+                rt.kind
+            )
+        };
         let base = format!("/{}", gv_path(group, version));
         let (collection, mut scope_params) = if rt.namespaced {
-            (format!("{base}/namespaces/{{namespace}}/{}", rt.plural), vec![path_param("namespace")])
+            (
+                format!("{base}/namespaces/{{namespace}}/{}", rt.plural),
+                vec![path_param("namespace")],
+            )
         } else {
             (format!("{base}/{}", rt.plural), vec![])
         };
@@ -181,7 +232,14 @@ fn build(group: &str, version: &str) -> Value {
         );
         let mut writes = object_params();
         writes.extend(write_params());
-        let mut patch = operation(id("patch", ""), "patch", &gvk, writes.clone(), None, schema_ref(&schema));
+        let mut patch = operation(
+            id("patch", ""),
+            "patch",
+            &gvk,
+            writes.clone(),
+            None,
+            schema_ref(&schema),
+        );
         patch["requestBody"] = patch_body();
         paths.insert(
             format!("{collection}/{{name}}"),
@@ -194,7 +252,11 @@ fn build(group: &str, version: &str) -> Value {
         );
         let subresources: &[(&str, &str, Value)] = &[
             ("status", "Status", gvk.clone()),
-            ("scale", "Scale", json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})),
+            (
+                "scale",
+                "Scale",
+                json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}),
+            ),
         ];
         for (sub, suffix, sub_gvk) in subresources {
             let served = match *sub {
@@ -210,7 +272,14 @@ fn build(group: &str, version: &str) -> Value {
             } else {
                 schema.clone()
             };
-            let mut patch = operation(id("patch", suffix), "patch", sub_gvk, writes.clone(), None, schema_ref(&sub_schema));
+            let mut patch = operation(
+                id("patch", suffix),
+                "patch",
+                sub_gvk,
+                writes.clone(),
+                None,
+                schema_ref(&sub_schema),
+            );
             patch["requestBody"] = patch_body();
             paths.insert(
                 format!("{collection}/{{name}}/{sub}"),
@@ -279,7 +348,11 @@ mod tests {
                 let found = doc["paths"].as_object().unwrap().values().any(|item| {
                     item.get("patch").is_some_and(|op| {
                         op["x-kubernetes-group-version-kind"]["kind"] == rt.kind
-                            && op["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation")
+                            && op["parameters"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .any(|p| p["name"] == "fieldValidation")
                     })
                 });
                 assert!(found, "{group}/{version} {}", rt.kind);
@@ -287,8 +360,16 @@ mod tests {
         }
         let apps = document("apis/apps/v1").unwrap();
         let deployment = &apps["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"];
-        assert_eq!(deployment["x-kubernetes-group-version-kind"][0]["kind"], "Deployment");
+        assert_eq!(
+            deployment["x-kubernetes-group-version-kind"][0]["kind"],
+            "Deployment"
+        );
         assert!(apps["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"].is_object());
-        assert!(index()["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap().starts_with("/openapi/v3/apis/apps/v1"));
+        assert!(
+            index()["paths"]["apis/apps/v1"]["serverRelativeURL"]
+                .as_str()
+                .unwrap()
+                .starts_with("/openapi/v3/apis/apps/v1")
+        );
     }
 }

@@ -52,8 +52,14 @@ pub fn parse(patch_type: PatchType, body: &[u8]) -> Result<Value, ApiError> {
         _ => value.is_object(),
     };
     if !shape_ok {
-        let expected = if patch_type == PatchType::Json { "a JSON array" } else { "a JSON object" };
-        return Err(ApiError::BadRequest(format!("error decoding patch: the patch must be {expected}")));
+        let expected = if patch_type == PatchType::Json {
+            "a JSON array"
+        } else {
+            "a JSON object"
+        };
+        return Err(ApiError::BadRequest(format!(
+            "error decoding patch: the patch must be {expected}"
+        )));
     }
     Ok(value)
 }
@@ -74,8 +80,11 @@ pub fn apply(patch_type: PatchType, current: &Value, patch: &Value, kind: &str) 
             json_patch::merge(&mut doc, patch);
             Ok(doc)
         }
-        PatchType::Strategic | PatchType::Apply => strategic_merge::apply(current, patch, kind)
-            .map_err(|e| ApiError::BadRequest(format!("the strategic merge patch could not be applied: {e}"))),
+        PatchType::Strategic | PatchType::Apply => {
+            strategic_merge::apply(current, patch, kind).map_err(|e| {
+                ApiError::BadRequest(format!("the strategic merge patch could not be applied: {e}"))
+            })
+        }
     }
 }
 
@@ -86,17 +95,28 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(PatchType::from_content_type("application/merge-patch+json; charset=utf-8"), Some(PatchType::Merge));
+        assert_eq!(
+            PatchType::from_content_type("application/merge-patch+json; charset=utf-8"),
+            Some(PatchType::Merge)
+        );
         assert_eq!(PatchType::from_content_type("application/json"), None);
     }
 
     #[test]
     fn merge_and_json_patches() {
         let current = json!({"spec": {"replicas": 1, "paused": true}});
-        let merged = apply(PatchType::Merge, &current, &json!({"spec": {"replicas": 4, "paused": null}}), "Deployment");
+        let merged = apply(
+            PatchType::Merge,
+            &current,
+            &json!({"spec": {"replicas": 4, "paused": null}}),
+            "Deployment",
+        );
         assert_eq!(merged.unwrap(), json!({"spec": {"replicas": 4}}));
         let ops = json!([{"op": "replace", "path": "/spec/replicas", "value": 2}]);
-        assert_eq!(apply(PatchType::Json, &current, &ops, "Deployment").unwrap()["spec"]["replicas"], 2);
+        assert_eq!(
+            apply(PatchType::Json, &current, &ops, "Deployment").unwrap()["spec"]["replicas"],
+            2
+        );
         let missing = json!([{"op": "replace", "path": "/spec/nope/x", "value": 2}]);
         assert!(apply(PatchType::Json, &current, &missing, "Deployment").is_err());
         assert!(parse(PatchType::Json, b"{}").is_err());

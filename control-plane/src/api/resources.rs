@@ -39,11 +39,18 @@ pub struct ResourceType {
 
 impl ResourceType {
     pub fn group_resource(&self) -> GroupResource {
-        GroupResource { group: self.group, resource: self.plural }
+        GroupResource {
+            group: self.group,
+            resource: self.plural,
+        }
     }
 
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// Whether objects at this endpoint need converting to and from the stored version.
@@ -53,7 +60,11 @@ impl ResourceType {
 
     /// The store key prefix of the resource: `/registry/<group>/<resource>/`.
     pub fn key_prefix(&self) -> String {
-        let group = if self.storage.group.is_empty() { "core" } else { self.storage.group };
+        let group = if self.storage.group.is_empty() {
+            "core"
+        } else {
+            self.storage.group
+        };
         format!("/registry/{group}/{}/", self.storage.resource)
     }
 
@@ -74,7 +85,16 @@ impl ResourceType {
     }
 
     pub fn verbs(&self) -> &'static [&'static str] {
-        &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+        &[
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ]
     }
 }
 
@@ -300,7 +320,9 @@ pub static RESOURCES: &[ResourceType] = &[
 
 /// Looks up a resource by its URL coordinates.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// The stored (canonical) type of a resource, for its storage prefix and kind.
@@ -340,7 +362,9 @@ pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
 
 /// Resources of one group-version.
 pub fn in_group_version(group: &str, version: &str) -> impl Iterator<Item = &'static ResourceType> {
-    RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
+    RESOURCES
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
 }
 
 #[cfg(test)]
@@ -355,7 +379,10 @@ mod tests {
         }
         let v1 = find("autoscaling", "v1", "horizontalpodautoscalers").unwrap();
         assert!(v1.is_view());
-        assert_eq!(v1.key(Some("default"), "web"), "/registry/autoscaling/horizontalpodautoscalers/default/web");
+        assert_eq!(
+            v1.key(Some("default"), "web"),
+            "/registry/autoscaling/horizontalpodautoscalers/default/web"
+        );
         let ev = find("events.k8s.io", "v1", "events").unwrap();
         assert!(ev.is_view());
         assert_eq!(ev.key_prefix(), "/registry/core/events/");

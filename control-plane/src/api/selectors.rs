@@ -24,16 +24,21 @@ pub struct LabelSelector(pub Vec<Requirement>);
 
 impl LabelSelector {
     pub fn parse(input: &str) -> Result<Self, ApiError> {
-        let mut parser = Parser { chars: input.chars().collect(), pos: 0 };
+        let mut parser = Parser {
+            chars: input.chars().collect(),
+            pos: 0,
+        };
         let mut requirements = Vec::new();
         parser.skip_ws();
         if parser.at_end() {
             return Ok(LabelSelector(requirements));
         }
         loop {
-            requirements.push(parser.requirement().map_err(|e| {
-                ApiError::BadRequest(format!("unable to parse requirement: {e}"))
-            })?);
+            requirements.push(
+                parser
+                    .requirement()
+                    .map_err(|e| ApiError::BadRequest(format!("unable to parse requirement: {e}")))?,
+            );
             parser.skip_ws();
             match parser.next() {
                 None => break,
@@ -56,11 +61,23 @@ impl LabelSelector {
         let mut requirements = Vec::new();
         if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in labels {
-                requirements.push(Requirement::Equals(k.clone(), v.as_str().unwrap_or_default().to_string()));
+                requirements.push(Requirement::Equals(
+                    k.clone(),
+                    v.as_str().unwrap_or_default().to_string(),
+                ));
             }
         }
-        for expr in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
-            let key = expr.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
+        for expr in selector
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = expr
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             let values: Vec<String> = expr
                 .get("values")
                 .and_then(Value::as_array)
@@ -135,7 +152,11 @@ pub fn labels_of(object: &Value) -> BTreeMap<String, String> {
     object
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -143,7 +164,9 @@ fn validate_key(key: &str) -> Result<(), ApiError> {
     if super::validation::qualified_name_errors(key).is_empty() {
         Ok(())
     } else {
-        Err(ApiError::BadRequest(format!("unable to parse requirement: invalid label key {key:?}")))
+        Err(ApiError::BadRequest(format!(
+            "unable to parse requirement: invalid label key {key:?}"
+        )))
     }
 }
 
@@ -176,7 +199,10 @@ impl Parser {
     fn word(&mut self) -> String {
         self.skip_ws();
         let start = self.pos;
-        while self.peek().is_some_and(|c| !c.is_whitespace() && !"=!,()".contains(c)) {
+        while self
+            .peek()
+            .is_some_and(|c| !c.is_whitespace() && !"=!,()".contains(c))
+        {
             self.pos += 1;
         }
         self.chars[start..self.pos].iter().collect()
@@ -194,7 +220,10 @@ impl Parser {
         }
         let key = self.word();
         if key.is_empty() {
-            return Err(format!("found '{}', expected: identifier", self.peek().unwrap_or(' ')));
+            return Err(format!(
+                "found '{}', expected: identifier",
+                self.peek().unwrap_or(' ')
+            ));
         }
         self.skip_ws();
         match self.peek() {
@@ -279,11 +308,18 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, v, true)
             } else {
-                return Err(ApiError::BadRequest(format!("invalid selector: '{input}'; can't understand '{part}'")));
+                return Err(ApiError::BadRequest(format!(
+                    "invalid selector: '{input}'; can't understand '{part}'"
+                )));
             };
-            let field = canonical_field(kind, field.trim())
-                .ok_or_else(|| ApiError::BadRequest(format!("field label not supported: {}", field.trim())))?;
-            terms.push(FieldTerm { field: field.to_string(), value: unescape(value.trim()), equal });
+            let field = canonical_field(kind, field.trim()).ok_or_else(|| {
+                ApiError::BadRequest(format!("field label not supported: {}", field.trim()))
+            })?;
+            terms.push(FieldTerm {
+                field: field.to_string(),
+                value: unescape(value.trim()),
+                equal,
+            });
         }
         Ok(FieldSelector(terms))
     }
@@ -294,7 +330,10 @@ impl FieldSelector {
 
     /// The value a term asks for `field`, when it is an equality (used to narrow a list to one name).
     pub fn equal_value(&self, field: &str) -> Option<&str> {
-        self.0.iter().find(|t| t.equal && t.field == field).map(|t| t.value.as_str())
+        self.0
+            .iter()
+            .find(|t| t.equal && t.field == field)
+            .map(|t| t.value.as_str())
     }
 
     pub fn matches(&self, object: &Value) -> bool {
@@ -387,10 +426,18 @@ fn canonical_field(kind: &str, field: &str) -> Option<&'static str> {
 fn field_value(object: &Value, field: &str) -> String {
     let value = match field {
         "source" => object.pointer("/source/component").cloned(),
-        "spec.hostNetwork" | "spec.unschedulable" => {
-            Some(object.pointer(&pointer(field)).cloned().unwrap_or(Value::Bool(false)))
-        }
-        "status.replicas" => Some(object.pointer("/status/replicas").cloned().unwrap_or(Value::from(0))),
+        "spec.hostNetwork" | "spec.unschedulable" => Some(
+            object
+                .pointer(&pointer(field))
+                .cloned()
+                .unwrap_or(Value::Bool(false)),
+        ),
+        "status.replicas" => Some(
+            object
+                .pointer("/status/replicas")
+                .cloned()
+                .unwrap_or(Value::from(0)),
+        ),
         _ => object.pointer(&pointer(field)).cloned(),
     };
     match value {
@@ -410,7 +457,10 @@ mod tests {
     use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -438,7 +488,16 @@ mod tests {
 
     #[test]
     fn label_selector_errors() {
-        for bad in ["app=", "=web", "app in web", "app in (a", "app=web extra", "a b", "app=we b", "Bad Key=x"] {
+        for bad in [
+            "app=",
+            "=web",
+            "app in web",
+            "app in (a",
+            "app=web extra",
+            "a b",
+            "app=we b",
+            "Bad Key=x",
+        ] {
             // `app=` is legal upstream (empty value); everything else must fail.
             let result = LabelSelector::parse(bad);
             if bad == "app=" {
@@ -467,13 +526,21 @@ mod tests {
         let s = FieldSelector::parse("metadata.name=web,status.phase!=Failed,spec.host=n1", "Pod").unwrap();
         assert!(s.matches(&pod));
         assert_eq!(s.equal_value("metadata.name"), Some("web"));
-        assert!(!FieldSelector::parse("spec.nodeName=", "Pod").unwrap().matches(&pod));
+        assert!(
+            !FieldSelector::parse("spec.nodeName=", "Pod")
+                .unwrap()
+                .matches(&pod)
+        );
         let err = FieldSelector::parse("spec.foo=bar", "Pod").unwrap_err();
         assert_eq!(err.to_string(), "field label not supported: spec.foo");
 
-        let event = json!({"involvedObject": {"kind": "Pod", "uid": "u1"}, "source": {"component": "kubelet"}});
-        let s = FieldSelector::parse("involvedObject.kind=Pod,involvedObject.uid=u1,source=kubelet", "Event")
-            .unwrap();
+        let event =
+            json!({"involvedObject": {"kind": "Pod", "uid": "u1"}, "source": {"component": "kubelet"}});
+        let s = FieldSelector::parse(
+            "involvedObject.kind=Pod,involvedObject.uid=u1,source=kubelet",
+            "Event",
+        )
+        .unwrap();
         assert!(s.matches(&event));
     }
 }

@@ -51,10 +51,27 @@ fn columns(kind: &str) -> &'static [Column] {
             ("Age", "string", 0),
             ("Selector", "string", 1),
         ],
-        "Endpoints" => &[("Name", "string", 0), ("Endpoints", "string", 0), ("Age", "string", 0)],
-        "ConfigMap" => &[("Name", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)],
-        "Secret" => &[("Name", "string", 0), ("Type", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)],
-        "Namespace" => &[("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)],
+        "Endpoints" => &[
+            ("Name", "string", 0),
+            ("Endpoints", "string", 0),
+            ("Age", "string", 0),
+        ],
+        "ConfigMap" => &[
+            ("Name", "string", 0),
+            ("Data", "integer", 0),
+            ("Age", "string", 0),
+        ],
+        "Secret" => &[
+            ("Name", "string", 0),
+            ("Type", "string", 0),
+            ("Data", "integer", 0),
+            ("Age", "string", 0),
+        ],
+        "Namespace" => &[
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Age", "string", 0),
+        ],
         "Node" => &[
             ("Name", "string", 0),
             ("Status", "string", 0),
@@ -88,7 +105,11 @@ fn columns(kind: &str) -> &'static [Column] {
             ("Replicas", "integer", 0),
             ("Age", "string", 0),
         ],
-        "Lease" => &[("Name", "string", 0), ("Holder", "string", 0), ("Age", "string", 0)],
+        "Lease" => &[
+            ("Name", "string", 0),
+            ("Holder", "string", 0),
+            ("Age", "string", 0),
+        ],
         _ => &[("Name", "string", 0), ("Created At", "date", 0)],
     }
 }
@@ -106,13 +127,23 @@ fn column_definitions(kind: &str) -> Value {
 }
 
 /// A Table of `objects` (served versions of `rt`). `headers` is false for watch events after the first.
-pub fn table(rt: &ResourceType, objects: &[Value], resource_version: Option<String>, continue_token: Option<String>, headers: bool) -> Value {
+pub fn table(
+    rt: &ResourceType,
+    objects: &[Value],
+    resource_version: Option<String>,
+    continue_token: Option<String>,
+    headers: bool,
+) -> Value {
     let stored = resources::storage_type(rt);
     let now = jiff::Timestamp::now();
     let rows: Vec<Value> = objects
         .iter()
         .map(|object| {
-            let canonical = if rt.is_view() { conversion::to_storage(rt, object.clone(), None) } else { object.clone() };
+            let canonical = if rt.is_view() {
+                conversion::to_storage(rt, object.clone(), None)
+            } else {
+                object.clone()
+            };
             json!({"cells": cells(stored.kind, &canonical, now), "object": partial_metadata(object)})
         })
         .collect();
@@ -123,7 +154,11 @@ pub fn table(rt: &ResourceType, objects: &[Value], resource_version: Option<Stri
     if let Some(token) = continue_token {
         metadata["continue"] = json!(token);
     }
-    let definitions = if headers { column_definitions(stored.kind) } else { json!([]) };
+    let definitions = if headers {
+        column_definitions(stored.kind)
+    } else {
+        json!([])
+    };
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "columnDefinitions": definitions, "rows": rows})
 }
 
@@ -133,7 +168,10 @@ pub fn partial_metadata(object: &Value) -> Value {
 }
 
 fn s<'a>(object: &'a Value, pointer: &str) -> &'a str {
-    object.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    object
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn i(object: &Value, pointer: &str) -> i64 {
@@ -141,11 +179,19 @@ fn i(object: &Value, pointer: &str) -> i64 {
 }
 
 fn or_none(value: &str) -> String {
-    if value.is_empty() { "<none>".into() } else { value.into() }
+    if value.is_empty() {
+        "<none>".into()
+    } else {
+        value.into()
+    }
 }
 
 fn age(object: &Value, pointer: &str, now: jiff::Timestamp) -> String {
-    match object.pointer(pointer).and_then(Value::as_str).and_then(|t| t.parse::<jiff::Timestamp>().ok()) {
+    match object
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+    {
         Some(t) => human_duration(now.duration_since(t).as_secs()),
         None => "<unknown>".into(),
     }
@@ -163,7 +209,11 @@ pub fn human_duration(seconds: i64) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -171,27 +221,41 @@ pub fn human_duration(seconds: i64) -> String {
     let hours = seconds / 3600;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
         let h = hours % 24;
-        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
     }
     if hours < 24 * 365 * 8 {
         let d = (hours / 24) % 365;
-        return if d == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{d}d", hours / 24 / 365) };
+        return if d == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{d}d", hours / 24 / 365)
+        };
     }
     format!("{}y", hours / 24 / 365)
 }
 
 fn containers_and_images(pod_spec: Option<&Value>) -> (String, String) {
-    let containers = pod_spec.and_then(|s| s.get("containers")).and_then(Value::as_array);
+    let containers = pod_spec
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array);
     let names: Vec<&str> = containers.into_iter().flatten().map(|c| s(c, "/name")).collect();
     let images: Vec<&str> = containers.into_iter().flatten().map(|c| s(c, "/image")).collect();
     (names.join(","), images.join(","))
@@ -214,7 +278,11 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             let (containers, images) = containers_and_images(o.pointer("/spec/template/spec"));
             vec![
                 name,
-                json!(format!("{}/{}", i(o, "/status/readyReplicas"), i(o, "/spec/replicas"))),
+                json!(format!(
+                    "{}/{}",
+                    i(o, "/status/readyReplicas"),
+                    i(o, "/spec/replicas")
+                )),
                 json!(i(o, "/status/updatedReplicas")),
                 json!(i(o, "/status/availableReplicas")),
                 json!(created),
@@ -243,7 +311,11 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 .into_iter()
                 .flatten()
                 .map(|p| {
-                    let node_port = p.get("nodePort").and_then(Value::as_i64).map(|n| format!(":{n}")).unwrap_or_default();
+                    let node_port = p
+                        .get("nodePort")
+                        .and_then(Value::as_i64)
+                        .map(|n| format!(":{n}"))
+                        .unwrap_or_default();
                     format!("{}{node_port}/{}", i(p, "/port"), s(p, "/protocol"))
                 })
                 .collect();
@@ -257,7 +329,12 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             let selector = o
                 .pointer("/spec/selector")
                 .and_then(Value::as_object)
-                .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(","))
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .unwrap_or_default();
             vec![
                 name,
@@ -272,8 +349,18 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
         "Endpoints" => {
             let mut endpoints = Vec::new();
             for subset in o.get("subsets").and_then(Value::as_array).into_iter().flatten() {
-                for address in subset.get("addresses").and_then(Value::as_array).into_iter().flatten() {
-                    for port in subset.get("ports").and_then(Value::as_array).into_iter().flatten() {
+                for address in subset
+                    .get("addresses")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    for port in subset
+                        .get("ports")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
                         endpoints.push(format!("{}:{}", s(address, "/ip"), i(port, "/port")));
                     }
                 }
@@ -287,7 +374,9 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
         }
         "ConfigMap" => {
             let count = o.get("data").and_then(Value::as_object).map_or(0, |m| m.len())
-                + o.get("binaryData").and_then(Value::as_object).map_or(0, |m| m.len());
+                + o.get("binaryData")
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len());
             vec![name, json!(count), json!(created)]
         }
         "Secret" => {
@@ -299,9 +388,17 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
         "Event" => event_cells(o, now),
         "HorizontalPodAutoscaler" => vec![
             name,
-            json!(format!("{}/{}", s(o, "/spec/scaleTargetRef/kind"), s(o, "/spec/scaleTargetRef/name"))),
+            json!(format!(
+                "{}/{}",
+                s(o, "/spec/scaleTargetRef/kind"),
+                s(o, "/spec/scaleTargetRef/name")
+            )),
             json!(hpa_targets(o)),
-            json!(o.pointer("/spec/minReplicas").and_then(Value::as_i64).map_or("<unset>".into(), |m| m.to_string())),
+            json!(
+                o.pointer("/spec/minReplicas")
+                    .and_then(Value::as_i64)
+                    .map_or("<unset>".into(), |m| m.to_string())
+            ),
             json!(i(o, "/spec/maxReplicas")),
             json!(i(o, "/status/currentReplicas")),
             json!(created),
@@ -313,8 +410,14 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
 
 /// Upstream's `printPod` status and restart columns.
 fn pod_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
-    let statuses: &[Value] = o.pointer("/status/containerStatuses").and_then(Value::as_array).map_or(&[], |v| v);
-    let total = o.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
+    let statuses: &[Value] = o
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .map_or(&[], |v| v);
+    let total = o
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
     let mut reason = s(o, "/status/reason").to_string();
     if reason.is_empty() {
         reason = s(o, "/status/phase").to_string();
@@ -354,18 +457,32 @@ fn pod_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
         }
     }
     if reason == "Completed" && has_running {
-        reason = if ready == total { "Running".into() } else { "NotReady".into() };
+        reason = if ready == total {
+            "Running".into()
+        } else {
+            "NotReady".into()
+        };
     }
     if o.pointer("/metadata/deletionTimestamp").is_some() {
-        reason = if s(o, "/status/reason") == "NodeLost" { "Unknown".into() } else { "Terminating".into() };
+        reason = if s(o, "/status/reason") == "NodeLost" {
+            "Unknown".into()
+        } else {
+            "Terminating".into()
+        };
     }
     let restarts_text = match last_restart {
         Some(at) if restarts > 0 => {
-            format!("{restarts} ({} ago)", human_duration(now.duration_since(at).as_secs()))
+            format!(
+                "{restarts} ({} ago)",
+                human_duration(now.duration_since(at).as_secs())
+            )
         }
         _ => restarts.to_string(),
     };
-    let gates = o.pointer("/spec/readinessGates").and_then(Value::as_array).map_or(0, Vec::len);
+    let gates = o
+        .pointer("/spec/readinessGates")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
     let gates_text = if gates == 0 {
         "<none>".to_string()
     } else {
@@ -377,7 +494,8 @@ fn pod_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             .flatten()
             .filter(|g| {
                 conditions.into_iter().flatten().any(|c| {
-                    c.get("type") == g.get("conditionType") && c.get("status").and_then(Value::as_str) == Some("True")
+                    c.get("type") == g.get("conditionType")
+                        && c.get("status").and_then(Value::as_str) == Some("True")
                 })
             })
             .count();
@@ -398,7 +516,11 @@ fn pod_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
 
 fn node_cells(o: &Value, created: String) -> Vec<Value> {
     let conditions = o.pointer("/status/conditions").and_then(Value::as_array);
-    let ready = conditions.into_iter().flatten().find(|c| s(c, "/type") == "Ready").map(|c| s(c, "/status"));
+    let ready = conditions
+        .into_iter()
+        .flatten()
+        .find(|c| s(c, "/type") == "Ready")
+        .map(|c| s(c, "/status"));
     let mut status = match ready {
         Some("True") => "Ready".to_string(),
         Some(_) => "NotReady".to_string(),
@@ -439,7 +561,9 @@ fn node_cells(o: &Value, created: String) -> Vec<Value> {
 }
 
 fn event_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
-    let first = ["/firstTimestamp", "/eventTime"].iter().find_map(|p| o.pointer(p).and_then(Value::as_str).filter(|t| !t.is_empty()));
+    let first = ["/firstTimestamp", "/eventTime"]
+        .iter()
+        .find_map(|p| o.pointer(p).and_then(Value::as_str).filter(|t| !t.is_empty()));
     let last = ["/lastTimestamp", "/series/lastObservedTime", "/eventTime"]
         .iter()
         .find_map(|p| o.pointer(p).and_then(Value::as_str).filter(|t| !t.is_empty()));
@@ -447,15 +571,25 @@ fn event_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
         Some(t) => human_duration(now.duration_since(t).as_secs()),
         None => "<unknown>".into(),
     };
-    let object = format!("{}/{}", s(o, "/involvedObject/kind").to_lowercase(), s(o, "/involvedObject/name"));
-    let component = [s(o, "/source/component"), s(o, "/reportingComponent")].into_iter().find(|c| !c.is_empty());
+    let object = format!(
+        "{}/{}",
+        s(o, "/involvedObject/kind").to_lowercase(),
+        s(o, "/involvedObject/name")
+    );
+    let component = [s(o, "/source/component"), s(o, "/reportingComponent")]
+        .into_iter()
+        .find(|c| !c.is_empty());
     let host = s(o, "/source/host");
     let source = match (component, host.is_empty()) {
         (Some(c), true) => c.to_string(),
         (Some(c), false) => format!("{c}, {host}"),
         (None, _) => String::new(),
     };
-    let count = o.get("count").and_then(Value::as_i64).or_else(|| o.pointer("/series/count").and_then(Value::as_i64)).unwrap_or(1);
+    let count = o
+        .get("count")
+        .and_then(Value::as_i64)
+        .or_else(|| o.pointer("/series/count").and_then(Value::as_i64))
+        .unwrap_or(1);
     vec![
         json!(since(last)),
         json!(s(o, "/type")),
@@ -472,8 +606,14 @@ fn event_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
 
 /// Upstream's `formatHPAMetrics` for autoscaling/v2.
 fn hpa_targets(o: &Value) -> String {
-    let specs: &[Value] = o.pointer("/spec/metrics").and_then(Value::as_array).map_or(&[], |v| v);
-    let current: &[Value] = o.pointer("/status/currentMetrics").and_then(Value::as_array).map_or(&[], |v| v);
+    let specs: &[Value] = o
+        .pointer("/spec/metrics")
+        .and_then(Value::as_array)
+        .map_or(&[], |v| v);
+    let current: &[Value] = o
+        .pointer("/status/currentMetrics")
+        .and_then(Value::as_array)
+        .map_or(&[], |v| v);
     if specs.is_empty() {
         return "<none>".into();
     }
@@ -483,16 +623,26 @@ fn hpa_targets(o: &Value) -> String {
         let status = current.get(n);
         let text = match s(spec, "/type") {
             "Resource" | "ContainerResource" => {
-                let source = if s(spec, "/type") == "Resource" { "/resource" } else { "/containerResource" };
+                let source = if s(spec, "/type") == "Resource" {
+                    "/resource"
+                } else {
+                    "/containerResource"
+                };
                 let name = s(spec, &format!("{source}/name"));
                 let target = spec.pointer(&format!("{source}/target")).unwrap_or(&Value::Null);
                 let cur = status.and_then(|st| st.pointer(&format!("{source}/current")));
                 if let Some(util) = target.get("averageUtilization").and_then(Value::as_i64) {
-                    let c = cur.and_then(|c| c.get("averageUtilization")).and_then(Value::as_i64).map_or(unknown.clone(), |c| format!("{c}%"));
+                    let c = cur
+                        .and_then(|c| c.get("averageUtilization"))
+                        .and_then(Value::as_i64)
+                        .map_or(unknown.clone(), |c| format!("{c}%"));
                     format!("{name}: {c}/{util}%")
                 } else {
                     let t = s(target, "/averageValue");
-                    let c = cur.map(|c| s(c, "/averageValue")).filter(|c| !c.is_empty()).map_or(unknown.clone(), str::to_string);
+                    let c = cur
+                        .map(|c| s(c, "/averageValue"))
+                        .filter(|c| !c.is_empty())
+                        .map_or(unknown.clone(), str::to_string);
                     format!("{name}: {c}/{t}")
                 }
             }
@@ -503,8 +653,11 @@ fn hpa_targets(o: &Value) -> String {
                     _ => "/external",
                 };
                 let target = spec.pointer(&format!("{source}/target")).unwrap_or(&Value::Null);
-                let (field, suffix) =
-                    if target.get("averageValue").is_some() { ("averageValue", " (avg)") } else { ("value", "") };
+                let (field, suffix) = if target.get("averageValue").is_some() {
+                    ("averageValue", " (avg)")
+                } else {
+                    ("value", "")
+                };
                 let t = s(target, &format!("/{field}"));
                 let c = status
                     .and_then(|st| st.pointer(&format!("{source}/current/{field}")))
@@ -531,9 +684,19 @@ mod tests {
 
     #[test]
     fn human_durations_match_upstream() {
-        for (secs, text) in [(5, "5s"), (119, "119s"), (120, "2m"), (150, "2m30s"), (600, "10m"), (3 * 3600, "3h"),
-            (3 * 3600 + 60 * 5, "3h5m"), (30 * 3600, "30h"), (50 * 3600, "2d2h"), (10 * 86400, "10d"),
-            (800 * 86400, "2y70d")] {
+        for (secs, text) in [
+            (5, "5s"),
+            (119, "119s"),
+            (120, "2m"),
+            (150, "2m30s"),
+            (600, "10m"),
+            (3 * 3600, "3h"),
+            (3 * 3600 + 60 * 5, "3h5m"),
+            (30 * 3600, "30h"),
+            (50 * 3600, "2d2h"),
+            (10 * 86400, "10d"),
+            (800 * 86400, "2y70d"),
+        ] {
             assert_eq!(human_duration(secs), text, "{secs}");
         }
     }

@@ -55,7 +55,10 @@ pub fn dns1123_subdomain_errors(s: &str) -> Vec<String> {
     if s.len() > 253 {
         errors.push("must be no more than 253 characters".to_string());
     }
-    if !s.split('.').all(|part| !part.is_empty() && part.len() <= 63 && is_dns1123_label(part)) {
+    if !s
+        .split('.')
+        .all(|part| !part.is_empty() && part.len() <= 63 && is_dns1123_label(part))
+    {
         errors.push(DNS1123_SUBDOMAIN_MSG.to_string());
     }
     errors
@@ -91,7 +94,11 @@ pub fn qualified_name_errors(s: &str) -> Vec<String> {
         if prefix.is_empty() {
             errors.push("prefix part must be non-empty".to_string());
         } else {
-            errors.extend(dns1123_subdomain_errors(prefix).into_iter().map(|e| format!("prefix part {e}")));
+            errors.extend(
+                dns1123_subdomain_errors(prefix)
+                    .into_iter()
+                    .map(|e| format!("prefix part {e}")),
+            );
         }
     }
     if name.is_empty() {
@@ -130,7 +137,11 @@ pub fn validate(kind: &str, object: &Value, old: Option<&Value>) -> Vec<Cause> {
     let spec = object.get("spec").unwrap_or(&Value::Null);
     match kind {
         "Pod" => {
-            causes.extend(validate_pod_spec(spec, &["Always", "OnFailure", "Never"]).into_iter().map(|c| c.under("spec")));
+            causes.extend(
+                validate_pod_spec(spec, &["Always", "OnFailure", "Never"])
+                    .into_iter()
+                    .map(|c| c.under("spec")),
+            );
             if let Some(old) = old {
                 causes.extend(validate_pod_update(object, old));
             }
@@ -147,9 +158,9 @@ fn validate_metadata(kind: &str, object: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let meta = object.get("metadata").unwrap_or(&Value::Null);
     match meta.get("name").and_then(Value::as_str) {
-        None | Some("") => causes.push(Cause::required("metadata.name").with_message(
-            "name or generateName is required",
-        )),
+        None | Some("") => {
+            causes.push(Cause::required("metadata.name").with_message("name or generateName is required"))
+        }
         Some(name) => {
             for e in name_errors(kind, name) {
                 causes.push(Cause::invalid("metadata.name", &Value::from(name), e));
@@ -171,7 +182,11 @@ fn validate_metadata(kind: &str, object: &Value) -> Vec<Cause> {
         let mut total = 0;
         for (key, value) in annotations {
             for e in qualified_name_errors(&key.to_lowercase()) {
-                causes.push(Cause::invalid("metadata.annotations", &Value::from(key.as_str()), e));
+                causes.push(Cause::invalid(
+                    "metadata.annotations",
+                    &Value::from(key.as_str()),
+                    e,
+                ));
             }
             total += key.len() + value.as_str().map_or(0, str::len);
         }
@@ -203,9 +218,19 @@ fn validate_pod_spec(spec: &Value, restart_policies: &[&str]) -> Vec<Cause> {
     }
     let mut names = BTreeSet::new();
     for field in ["initContainers", "containers"] {
-        for (i, container) in spec.get(field).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, container) in spec
+            .get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let path = format!("{field}[{i}]");
-            causes.extend(validate_container(container, &mut names).into_iter().map(|c| c.under(&path)));
+            causes.extend(
+                validate_container(container, &mut names)
+                    .into_iter()
+                    .map(|c| c.under(&path)),
+            );
         }
     }
     if let Some(policy) = spec.get("restartPolicy")
@@ -229,10 +254,20 @@ fn validate_container(container: &Value, names: &mut BTreeSet<String>) -> Vec<Ca
             }
         }
     }
-    if container.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
+    if container
+        .get("image")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
         causes.push(Cause::required("image"));
     }
-    for (i, port) in container.get("ports").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, port) in container
+        .get("ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let value = port.get("containerPort").cloned().unwrap_or(Value::Null);
         if !value.as_i64().is_some_and(|p| (1..=65535).contains(&p)) {
             causes.push(Cause::invalid(
@@ -250,11 +285,20 @@ fn validate_pod_update(new: &Value, old: &Value) -> Vec<Cause> {
     let mutable_masked = |pod: &Value| {
         let mut spec = pod.get("spec").cloned().unwrap_or(Value::Null);
         for field in ["containers", "initContainers"] {
-            for container in spec.get_mut(field).and_then(Value::as_array_mut).into_iter().flatten() {
+            for container in spec
+                .get_mut(field)
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
                 container["image"] = Value::Null;
             }
         }
-        for field in ["activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"] {
+        for field in [
+            "activeDeadlineSeconds",
+            "tolerations",
+            "terminationGracePeriodSeconds",
+        ] {
             if let Some(spec) = spec.as_object_mut() {
                 spec.remove(field);
             }
@@ -277,7 +321,11 @@ fn validate_workload(kind: &str, spec: &Value, old: Option<&Value>) -> Vec<Cause
     if let Some(replicas) = spec.get("replicas")
         && replicas.as_i64().is_some_and(|r| r < 0)
     {
-        causes.push(Cause::invalid("spec.replicas", replicas, "must be greater than or equal to 0"));
+        causes.push(Cause::invalid(
+            "spec.replicas",
+            replicas,
+            "must be greater than or equal to 0",
+        ));
     }
     let selector = spec.get("selector");
     match selector {
@@ -292,7 +340,10 @@ fn validate_workload(kind: &str, spec: &Value, old: Option<&Value>) -> Vec<Cause
             Ok(parsed) => {
                 let template = spec.get("template").unwrap_or(&Value::Null);
                 if !parsed.matches_object(template) {
-                    let labels = template.pointer("/metadata/labels").cloned().unwrap_or(Value::Null);
+                    let labels = template
+                        .pointer("/metadata/labels")
+                        .cloned()
+                        .unwrap_or(Value::Null);
                     causes.push(Cause::invalid(
                         "spec.template.metadata.labels",
                         &labels,
@@ -309,12 +360,20 @@ fn validate_workload(kind: &str, spec: &Value, old: Option<&Value>) -> Vec<Cause
         causes.push(Cause::invalid("spec.selector", selector, "field is immutable"));
     }
     let pod_spec = spec.pointer("/template/spec").unwrap_or(&Value::Null);
-    causes.extend(validate_pod_spec(pod_spec, &["Always"]).into_iter().map(|c| c.under("spec.template.spec")));
+    causes.extend(
+        validate_pod_spec(pod_spec, &["Always"])
+            .into_iter()
+            .map(|c| c.under("spec.template.spec")),
+    );
     if kind == "Deployment"
         && let Some(strategy) = spec.pointer("/strategy/type")
         && !["RollingUpdate", "Recreate"].contains(&strategy.as_str().unwrap_or_default())
     {
-        causes.push(Cause::not_supported("spec.strategy.type", strategy, &["Recreate", "RollingUpdate"]));
+        causes.push(Cause::not_supported(
+            "spec.strategy.type",
+            strategy,
+            &["Recreate", "RollingUpdate"],
+        ));
     }
     causes
 }
@@ -336,13 +395,20 @@ fn validate_service(spec: &Value) -> Vec<Cause> {
     for (i, port) in ports.into_iter().flatten().enumerate() {
         let value = port.get("port").cloned().unwrap_or(Value::Null);
         if !value.as_i64().is_some_and(|p| (1..=65535).contains(&p)) {
-            causes.push(Cause::invalid(format!("spec.ports[{i}].port"), &value, "must be between 1 and 65535, inclusive"));
+            causes.push(Cause::invalid(
+                format!("spec.ports[{i}].port"),
+                &value,
+                "must be between 1 and 65535, inclusive",
+            ));
         }
         let name = port.get("name").and_then(Value::as_str).unwrap_or_default();
         if many && name.is_empty() {
             causes.push(Cause::required(format!("spec.ports[{i}].name")));
         } else if !names.insert(name.to_string()) {
-            causes.push(Cause::duplicate(format!("spec.ports[{i}].name"), &Value::from(name)));
+            causes.push(Cause::duplicate(
+                format!("spec.ports[{i}].name"),
+                &Value::from(name),
+            ));
         }
     }
     causes
@@ -351,20 +417,30 @@ fn validate_service(spec: &Value) -> Vec<Cause> {
 fn validate_hpa(spec: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     for field in ["kind", "name"] {
-        if spec.pointer(&format!("/scaleTargetRef/{field}")).and_then(Value::as_str).is_none_or(str::is_empty) {
+        if spec
+            .pointer(&format!("/scaleTargetRef/{field}"))
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             causes.push(Cause::required(format!("spec.scaleTargetRef.{field}")));
         }
     }
     let min = spec.get("minReplicas").and_then(Value::as_i64).unwrap_or(1);
     if min < 1 {
-        causes.push(Cause::invalid("spec.minReplicas", &Value::from(min), "must be greater than or equal to 1"));
+        causes.push(Cause::invalid(
+            "spec.minReplicas",
+            &Value::from(min),
+            "must be greater than or equal to 1",
+        ));
     }
     let max = spec.get("maxReplicas").cloned().unwrap_or(Value::Null);
     match max.as_i64() {
         None => causes.push(Cause::required("spec.maxReplicas")),
-        Some(m) if m < min => {
-            causes.push(Cause::invalid("spec.maxReplicas", &max, "must be greater than or equal to `minReplicas`"))
-        }
+        Some(m) if m < min => causes.push(Cause::invalid(
+            "spec.maxReplicas",
+            &max,
+            "must be greater than or equal to `minReplicas`",
+        )),
         Some(_) => {}
     }
     causes

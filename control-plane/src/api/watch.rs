@@ -69,14 +69,20 @@ pub async fn watch(
     let mut initial = Vec::new();
     let from = if start_with_state {
         // One read, so the initial state is exactly the state at the revision the watch resumes from.
-        let page = store.list(&prefix, None, 0).await.map_err(|e| ApiError::from_store(e, rt.group_resource(), ""))?;
+        let page = store
+            .list(&prefix, None, 0)
+            .await
+            .map_err(|e| ApiError::from_store(e, rt.group_resource(), ""))?;
         initial = page.items;
         page.revision
     } else {
         request.resource_version.unwrap_or(0)
     };
 
-    let mut renderer = Renderer { request, headers_sent: false };
+    let mut renderer = Renderer {
+        request,
+        headers_sent: false,
+    };
     let mut prelude: Vec<Bytes> = Vec::new();
     for kv in &initial {
         if let Some(chunk) = renderer.initial(kv)? {
@@ -90,7 +96,8 @@ pub async fn watch(
     let changes = match store.watch(&prefix, from).await {
         Ok(changes) => Some(changes),
         Err(crate::store::StoreError::Compacted { requested, compacted }) => {
-            let status = ApiError::Expired(format!("too old resource version: {requested} ({compacted})")).status();
+            let status =
+                ApiError::Expired(format!("too old resource version: {requested} ({compacted})")).status();
             prelude.push(line("ERROR", status));
             None
         }
@@ -103,7 +110,8 @@ pub async fn watch(
             Ok(event) => renderer.change(&event),
             Err(crate::store::StoreError::Compacted { requested, compacted }) => {
                 let status =
-                    ApiError::Expired(format!("too old resource version: {requested} ({compacted})")).status();
+                    ApiError::Expired(format!("too old resource version: {requested} ({compacted})"))
+                        .status();
                 Some(line("ERROR", status))
             }
             Err(e) => {
@@ -115,7 +123,11 @@ pub async fn watch(
     });
     let stream = futures::stream::iter(prelude).chain(live).map(Ok);
     let deadline = tokio::time::sleep(timeout);
-    Ok(TakeUntil { inner: Box::pin(stream), deadline: Box::pin(deadline), _guard: guard })
+    Ok(TakeUntil {
+        inner: Box::pin(stream),
+        deadline: Box::pin(deadline),
+        _guard: guard,
+    })
 }
 
 /// Ends a stream at a deadline, holding the watcher gauge until then.
@@ -162,7 +174,10 @@ impl Renderer {
     }
 
     fn initial(&mut self, kv: &KeyValue) -> Result<Option<Bytes>, ApiError> {
-        Ok(self.decode(kv).filter(|o| self.selected(o)).map(|o| self.render("ADDED", o)))
+        Ok(self
+            .decode(kv)
+            .filter(|o| self.selected(o))
+            .map(|o| self.render("ADDED", o)))
     }
 
     fn change(&mut self, event: &WatchEvent) -> Option<Bytes> {
@@ -201,7 +216,10 @@ impl Renderer {
             Rendering::Table => {
                 let headers = !self.headers_sent;
                 self.headers_sent = true;
-                let rv = object.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string);
+                let rv = object
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
                 table::table(self.request.resource, &[object], rv, None, headers)
             }
         };
@@ -214,6 +232,9 @@ impl Renderer {
         if initial_events_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        line("BOOKMARK", json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": metadata}))
+        line(
+            "BOOKMARK",
+            json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": metadata}),
+        )
     }
 }

@@ -35,18 +35,33 @@ async fn create_get_update_delete(store: &dyn Store) {
     assert!(store.get("/crud/a").await.unwrap().is_none());
     let created = store.create("/crud/a", b("one")).await.unwrap();
     let kv = store.get("/crud/a").await.unwrap().unwrap();
-    assert_eq!((kv.value, kv.create_revision, kv.mod_revision), (b("one"), created, created));
-    assert!(matches!(store.create("/crud/a", b("two")).await, Err(StoreError::AlreadyExists(_))));
+    assert_eq!(
+        (kv.value, kv.create_revision, kv.mod_revision),
+        (b("one"), created, created)
+    );
+    assert!(matches!(
+        store.create("/crud/a", b("two")).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
     let updated = store.update("/crud/a", b("two"), created).await.unwrap();
     assert!(updated > created);
     let kv = store.get("/crud/a").await.unwrap().unwrap();
-    assert_eq!((kv.value, kv.create_revision, kv.mod_revision), (b("two"), created, updated));
+    assert_eq!(
+        (kv.value, kv.create_revision, kv.mod_revision),
+        (b("two"), created, updated)
+    );
     let (deleted_at, last) = store.delete("/crud/a", None).await.unwrap();
     assert!(deleted_at > updated);
     assert_eq!(last.value, b("two"));
     assert!(store.get("/crud/a").await.unwrap().is_none());
-    assert!(matches!(store.delete("/crud/a", None).await, Err(StoreError::NotFound(_))));
-    assert!(matches!(store.update("/crud/a", b("x"), updated).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.delete("/crud/a", None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.update("/crud/a", b("x"), updated).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn revisions_are_global_and_monotonic(store: &dyn Store) {
@@ -67,7 +82,10 @@ async fn compare_and_swap(store: &dyn Store) {
         Err(StoreError::Conflict { expected, actual, .. }) => assert_eq!((expected, actual), (r1, r2)),
         other => panic!("stale update should conflict, got {other:?}"),
     }
-    assert!(matches!(store.delete("/cas/a", Some(r1)).await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(
+        store.delete("/cas/a", Some(r1)).await,
+        Err(StoreError::Conflict { .. })
+    ));
     assert_eq!(store.get("/cas/a").await.unwrap().unwrap().value, b("2"));
     store.delete("/cas/a", Some(r2)).await.unwrap();
 }
@@ -98,14 +116,23 @@ async fn watch_replays_then_follows(store: &dyn Store) {
     let r1 = store.create("/watch/a", b("1")).await.unwrap();
     let mut watch = store.watch("/watch/", start).await.unwrap();
     let event = next(&mut watch).await;
-    assert_eq!((event.kind, event.key.as_str(), event.revision), (EventKind::Created, "/watch/a", r1));
+    assert_eq!(
+        (event.kind, event.key.as_str(), event.revision),
+        (EventKind::Created, "/watch/a", r1)
+    );
     let r2 = store.update("/watch/a", b("2"), r1).await.unwrap();
     let (r3, _) = store.delete("/watch/a", None).await.unwrap();
     let event = next(&mut watch).await;
-    assert_eq!((event.kind, event.revision, event.value), (EventKind::Updated, r2, b("2")));
+    assert_eq!(
+        (event.kind, event.revision, event.value),
+        (EventKind::Updated, r2, b("2"))
+    );
     let event = next(&mut watch).await;
     // A delete carries the last value at the delete's own revision.
-    assert_eq!((event.kind, event.revision, event.value), (EventKind::Deleted, r3, b("2")));
+    assert_eq!(
+        (event.kind, event.revision, event.value),
+        (EventKind::Deleted, r3, b("2"))
+    );
 
     // Resuming from the middle replays only what came after.
     let mut resumed = store.watch("/watch/", r2).await.unwrap();
@@ -123,20 +150,27 @@ async fn watch_filters_by_prefix(store: &dyn Store) {
 async fn compaction_expires_old_resume_points(store: &dyn Store) {
     let r1 = store.create("/compact/a", b("1")).await.unwrap();
     let r2 = store.update("/compact/a", b("2"), r1).await.unwrap();
-    store.compact(r2).await.unwrap();
+    let r3 = store.update("/compact/a", b("3"), r2).await.unwrap();
+    store.compact(r3).await.unwrap();
     match store.watch("/compact/", r1).await {
         Err(StoreError::Compacted { requested, .. }) => assert_eq!(requested, r1),
         Ok(mut stream) => {
             // A backend may report compaction inside the stream instead.
-            let item = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap();
-            assert!(matches!(item, Some(Err(StoreError::Compacted { .. }))), "got {item:?}");
+            let item = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .unwrap();
+            assert!(
+                matches!(item, Some(Err(StoreError::Compacted { .. }))),
+                "got {item:?}"
+            );
         }
         Err(other) => panic!("expected Compacted, got {other:?}"),
     }
-    // From the compaction point on, watching still works.
+    // From just before the compaction point on, watching still works.
     let mut watch = store.watch("/compact/", r2).await.unwrap();
-    let r3 = store.update("/compact/a", b("3"), r2).await.unwrap();
     assert_eq!(next(&mut watch).await.revision, r3);
+    let r4 = store.update("/compact/a", b("4"), r3).await.unwrap();
+    assert_eq!(next(&mut watch).await.revision, r4);
     // Objects themselves are untouched by compaction.
-    assert_eq!(store.get("/compact/a").await.unwrap().unwrap().value, b("3"));
+    assert_eq!(store.get("/compact/a").await.unwrap().unwrap().value, b("4"));
 }

@@ -77,10 +77,17 @@ pub enum StoreError {
     AlreadyExists(String),
     /// A compare-and-swap found another revision than the caller expected.
     #[error("key {key} is at revision {actual}, not {expected}")]
-    Conflict { key: String, expected: Revision, actual: Revision },
+    Conflict {
+        key: String,
+        expected: Revision,
+        actual: Revision,
+    },
     /// The requested revision is older than the oldest one the change log still holds.
     #[error("too old resource version: {requested} ({compacted})")]
-    Compacted { requested: Revision, compacted: Revision },
+    Compacted {
+        requested: Revision,
+        compacted: Revision,
+    },
     /// The backend failed (I/O, corruption, a lost connection).
     #[error("store backend: {0}")]
     Backend(String),
@@ -104,8 +111,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Keys starting with `prefix`, in key order, strictly after `start_after` when given, at most `limit`
     /// of them when given (0 means no limit).
-    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize)
-    -> Result<ListPage, StoreError>;
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, StoreError>;
 
     /// Creates `key`; fails with `AlreadyExists` if present. Returns the new revision.
     async fn create(&self, key: &str, value: Bytes) -> Result<Revision, StoreError>;
@@ -115,13 +126,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes `key`, if its mod revision is `expected` when given. Returns the revision of the delete and
     /// the deleted value.
-    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue), StoreError>;
+    async fn delete(&self, key: &str, expected: Option<Revision>)
+    -> Result<(Revision, KeyValue), StoreError>;
 
     /// Changes to keys under `prefix` with a revision greater than `after`, first from the log, then live.
     /// Fails with `Compacted` (now or later, in the stream) when the log no longer reaches back to `after`.
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError>;
 
-    /// Drops the change log up to and including `revision`.
+    /// Drops the change log before `revision` (etcd's semantics): watches can still resume from
+    /// `revision - 1` on, not from earlier.
     async fn compact(&self, revision: Revision) -> Result<(), StoreError>;
 
     /// The latest revision.

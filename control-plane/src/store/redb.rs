@@ -34,10 +34,22 @@ const LOG_CHUNK: usize = 1024;
 const BROADCAST_CAPACITY: usize = 4096;
 
 enum Op {
-    Create { key: String, value: Bytes },
-    Update { key: String, value: Bytes, expected: Revision },
-    Delete { key: String, expected: Option<Revision> },
-    Compact { revision: Revision },
+    Create {
+        key: String,
+        value: Bytes,
+    },
+    Update {
+        key: String,
+        value: Bytes,
+        expected: Revision,
+    },
+    Delete {
+        key: String,
+        expected: Option<Revision>,
+    },
+    Compact {
+        revision: Revision,
+    },
 }
 
 enum Applied {
@@ -71,7 +83,10 @@ impl RedbStore {
             txn.open_table(OBJECTS).map_err(StoreError::backend)?;
             txn.open_table(LOG).map_err(StoreError::backend)?;
             let meta = txn.open_table(META).map_err(StoreError::backend)?;
-            meta.get(META_REVISION).map_err(StoreError::backend)?.map(|v| v.value()).unwrap_or(0)
+            meta.get(META_REVISION)
+                .map_err(StoreError::backend)?
+                .map(|v| v.value())
+                .unwrap_or(0)
         };
         txn.commit().map_err(StoreError::backend)?;
 
@@ -79,17 +94,30 @@ impl RedbStore {
         let (writes, rx) = mpsc::channel(1024);
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
         let revision = Arc::new(AtomicU64::new(revision));
-        let writer = Writer { db: db.clone(), events: events.clone(), revision: revision.clone() };
+        let writer = Writer {
+            db: db.clone(),
+            events: events.clone(),
+            revision: revision.clone(),
+        };
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(StoreError::backend)?;
-        Ok(RedbStore { db, path: path.to_path_buf(), writes, events, revision })
+        Ok(RedbStore {
+            db,
+            path: path.to_path_buf(),
+            writes,
+            events,
+            revision,
+        })
     }
 
     async fn write(&self, op: Op) -> Result<Applied, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.writes.send(WriteRequest { op, reply }).await.map_err(|_| StoreError::Closed)?;
+        self.writes
+            .send(WriteRequest { op, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -115,7 +143,7 @@ impl Store for RedbStore {
         self.read(move |txn| {
             let objects = txn.open_table(OBJECTS).map_err(StoreError::backend)?;
             let row = objects.get(key.as_str()).map_err(StoreError::backend)?;
-            Ok(row.map(|row| decode_object(&key, row.value())).transpose()?)
+            row.map(|row| decode_object(&key, row.value())).transpose()
         })
         .await
     }
@@ -130,13 +158,19 @@ impl Store for RedbStore {
         let start_after = start_after.map(str::to_string);
         self.read(move |txn| {
             let meta = txn.open_table(META).map_err(StoreError::backend)?;
-            let revision = meta.get(META_REVISION).map_err(StoreError::backend)?.map(|v| v.value());
+            let revision = meta
+                .get(META_REVISION)
+                .map_err(StoreError::backend)?
+                .map(|v| v.value());
             let objects = txn.open_table(OBJECTS).map_err(StoreError::backend)?;
             let start = match &start_after {
                 Some(after) if after.as_str() >= prefix.as_str() => after.as_str(),
                 _ => prefix.as_str(),
             };
-            let mut page = ListPage { revision: revision.unwrap_or(0), ..ListPage::default() };
+            let mut page = ListPage {
+                revision: revision.unwrap_or(0),
+                ..ListPage::default()
+            };
             for row in objects.range(start..).map_err(StoreError::backend)? {
                 let (key, value) = row.map_err(StoreError::backend)?;
                 let key = key.value();
@@ -158,21 +192,44 @@ impl Store for RedbStore {
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<Revision, StoreError> {
-        match self.write(Op::Create { key: key.to_string(), value }).await? {
+        match self
+            .write(Op::Create {
+                key: key.to_string(),
+                value,
+            })
+            .await?
+        {
             Applied::Written(rev) => Ok(rev),
             _ => unreachable!("a create is answered with its revision"),
         }
     }
 
     async fn update(&self, key: &str, value: Bytes, expected: Revision) -> Result<Revision, StoreError> {
-        match self.write(Op::Update { key: key.to_string(), value, expected }).await? {
+        match self
+            .write(Op::Update {
+                key: key.to_string(),
+                value,
+                expected,
+            })
+            .await?
+        {
             Applied::Written(rev) => Ok(rev),
             _ => unreachable!("an update is answered with its revision"),
         }
     }
 
-    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue), StoreError> {
-        match self.write(Op::Delete { key: key.to_string(), expected }).await? {
+    async fn delete(
+        &self,
+        key: &str,
+        expected: Option<Revision>,
+    ) -> Result<(Revision, KeyValue), StoreError> {
+        match self
+            .write(Op::Delete {
+                key: key.to_string(),
+                expected,
+            })
+            .await?
+        {
             Applied::Deleted(rev, kv) => Ok((rev, kv)),
             _ => unreachable!("a delete is answered with the deleted value"),
         }
@@ -185,14 +242,26 @@ impl Store for RedbStore {
         let compacted = self
             .read(|txn| {
                 let meta = txn.open_table(META).map_err(StoreError::backend)?;
-                Ok(meta.get(META_COMPACTED).map_err(StoreError::backend)?.map(|v| v.value()).unwrap_or(0))
+                Ok(meta
+                    .get(META_COMPACTED)
+                    .map_err(StoreError::backend)?
+                    .map(|v| v.value())
+                    .unwrap_or(0))
             })
             .await?;
-        if after < compacted {
-            return Err(StoreError::Compacted { requested: after, compacted });
+        if after + 1 < compacted {
+            return Err(StoreError::Compacted {
+                requested: after,
+                compacted,
+            });
         }
         let (tx, rx) = mpsc::channel(256);
-        let feed = WatchFeed { db: self.db.clone(), prefix: prefix.to_string(), last: after, tx };
+        let feed = WatchFeed {
+            db: self.db.clone(),
+            prefix: prefix.to_string(),
+            last: after,
+            tx,
+        };
         tokio::spawn(feed.run(live));
         Ok(Box::pin(ReceiverStream::new(rx)))
     }
@@ -268,7 +337,11 @@ impl Writer {
             let mut objects = txn.open_table(OBJECTS).map_err(StoreError::backend)?;
             let mut log = txn.open_table(LOG).map_err(StoreError::backend)?;
             let mut meta = txn.open_table(META).map_err(StoreError::backend)?;
-            revision = meta.get(META_REVISION).map_err(StoreError::backend)?.map(|v| v.value()).unwrap_or(0);
+            revision = meta
+                .get(META_REVISION)
+                .map_err(StoreError::backend)?
+                .map(|v| v.value())
+                .unwrap_or(0);
             for request in group {
                 let outcome = apply_one(&request.op, revision + 1, &mut objects, &mut log, &mut meta);
                 if let Ok((_, Some(event))) = &outcome {
@@ -277,7 +350,8 @@ impl Writer {
                 }
                 outcomes.push(outcome.map(|(applied, _)| applied));
             }
-            meta.insert(META_REVISION, revision).map_err(StoreError::backend)?;
+            meta.insert(META_REVISION, revision)
+                .map_err(StoreError::backend)?;
         }
         txn.commit().map_err(StoreError::backend)?;
         Ok(revision)
@@ -316,7 +390,13 @@ fn apply_one(
                     actual: existing.mod_revision,
                 });
             }
-            (EventKind::Updated, key, value.clone(), Some(existing.value), existing.create_revision)
+            (
+                EventKind::Updated,
+                key,
+                value.clone(),
+                Some(existing.value),
+                existing.create_revision,
+            )
         }
         Op::Delete { key, expected } => {
             let existing = current(objects, key)?.ok_or_else(|| StoreError::NotFound(key.clone()))?;
@@ -337,7 +417,8 @@ fn apply_one(
                 prev: None,
                 revision: next,
             };
-            log.insert(next, encode_log(&event).as_slice()).map_err(StoreError::backend)?;
+            log.insert(next, encode_log(&event).as_slice())
+                .map_err(StoreError::backend)?;
             return Ok((Applied::Deleted(next, existing), Some(event)));
         }
         Op::Compact { revision } => {
@@ -346,19 +427,34 @@ fn apply_one(
         }
     };
     let row = encode_object(create_revision, next, &value);
-    objects.insert(key.as_str(), row.as_slice()).map_err(StoreError::backend)?;
-    let event = WatchEvent { kind, key: key.clone(), value, prev, revision: next };
-    log.insert(next, encode_log(&event).as_slice()).map_err(StoreError::backend)?;
+    objects
+        .insert(key.as_str(), row.as_slice())
+        .map_err(StoreError::backend)?;
+    let event = WatchEvent {
+        kind,
+        key: key.clone(),
+        value,
+        prev,
+        revision: next,
+    };
+    log.insert(next, encode_log(&event).as_slice())
+        .map_err(StoreError::backend)?;
     Ok((Applied::Written(next), Some(event)))
 }
 
 fn compact(revision: Revision, log: &mut Log<'_>, meta: &mut Meta<'_>) -> Result<(), StoreError> {
-    let compacted = meta.get(META_COMPACTED).map_err(StoreError::backend)?.map(|v| v.value()).unwrap_or(0);
+    let compacted = meta
+        .get(META_COMPACTED)
+        .map_err(StoreError::backend)?
+        .map(|v| v.value())
+        .unwrap_or(0);
     if revision <= compacted {
         return Ok(());
     }
-    log.retain_in(..=revision, |_, _| false).map_err(StoreError::backend)?;
-    meta.insert(META_COMPACTED, revision).map_err(StoreError::backend)?;
+    log.retain_in(..revision, |_, _| false)
+        .map_err(StoreError::backend)?;
+    meta.insert(META_COMPACTED, revision)
+        .map_err(StoreError::backend)?;
     Ok(())
 }
 
@@ -436,13 +532,24 @@ impl WatchFeed {
 fn read_log(db: &Database, after: Revision) -> Result<Vec<WatchEvent>, StoreError> {
     let txn = db.begin_read().map_err(StoreError::backend)?;
     let meta = txn.open_table(META).map_err(StoreError::backend)?;
-    let compacted = meta.get(META_COMPACTED).map_err(StoreError::backend)?.map(|v| v.value()).unwrap_or(0);
-    if after < compacted {
-        return Err(StoreError::Compacted { requested: after, compacted });
+    let compacted = meta
+        .get(META_COMPACTED)
+        .map_err(StoreError::backend)?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    if after + 1 < compacted {
+        return Err(StoreError::Compacted {
+            requested: after,
+            compacted,
+        });
     }
     let log = txn.open_table(LOG).map_err(StoreError::backend)?;
     let mut events = Vec::new();
-    for row in log.range(after + 1..).map_err(StoreError::backend)?.take(LOG_CHUNK) {
+    for row in log
+        .range(after + 1..)
+        .map_err(StoreError::backend)?
+        .take(LOG_CHUNK)
+    {
         let (revision, entry) = row.map_err(StoreError::backend)?;
         events.push(decode_log(revision.value(), entry.value())?);
     }
@@ -459,8 +566,14 @@ fn encode_object(create_revision: Revision, mod_revision: Revision, value: &[u8]
 
 fn decode_object(key: &str, row: &[u8]) -> Result<KeyValue, StoreError> {
     let corrupt = || StoreError::Backend(format!("corrupt object row for {key}"));
-    let create = row.get(0..8).and_then(|b| b.try_into().ok()).ok_or_else(corrupt)?;
-    let modified = row.get(8..16).and_then(|b| b.try_into().ok()).ok_or_else(corrupt)?;
+    let create = row
+        .get(0..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(corrupt)?;
+    let modified = row
+        .get(8..16)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(corrupt)?;
     Ok(KeyValue {
         key: key.to_string(),
         value: Bytes::copy_from_slice(&row[16..]),
@@ -496,7 +609,11 @@ fn decode_log(revision: Revision, entry: &[u8]) -> Result<WatchEvent, StoreError
     };
     let mut rest = &entry[1..];
     let mut field = || -> Result<&[u8], StoreError> {
-        let len = rest.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).ok_or_else(corrupt)?;
+        let len = rest
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(corrupt)?;
         let data = rest.get(4..4 + len as usize).ok_or_else(corrupt)?;
         rest = &rest[4 + len as usize..];
         Ok(data)
@@ -505,7 +622,13 @@ fn decode_log(revision: Revision, entry: &[u8]) -> Result<WatchEvent, StoreError
     let value = Bytes::copy_from_slice(field()?);
     let prev = field()?;
     let prev = (kind == EventKind::Updated).then(|| Bytes::copy_from_slice(prev));
-    Ok(WatchEvent { kind, key, value, prev, revision })
+    Ok(WatchEvent {
+        kind,
+        key,
+        value,
+        prev,
+        revision,
+    })
 }
 
 #[cfg(test)]
@@ -561,7 +684,10 @@ mod tests {
         for i in 0..200 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
-                store.create(&format!("/k/{i:03}"), Bytes::from(vec![b'x'; 10])).await.unwrap()
+                store
+                    .create(&format!("/k/{i:03}"), Bytes::from(vec![b'x'; 10]))
+                    .await
+                    .unwrap()
             }));
         }
         let mut revisions = Vec::new();
@@ -571,6 +697,9 @@ mod tests {
         revisions.sort_unstable();
         revisions.dedup();
         assert_eq!(revisions.len(), 200);
-        assert_eq!(*revisions.last().unwrap(), store.current_revision().await.unwrap());
+        assert_eq!(
+            *revisions.last().unwrap(),
+            store.current_revision().await.unwrap()
+        );
     }
 }
