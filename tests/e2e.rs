@@ -1,1 +1,14 @@
+//! End-to-end tests of the `glasshouse` binary, driven the way users drive it: the real kubectl, HTTP
+//! clients, kube-rs. One test binary (each extra file in `tests/` is another link step); modules below.
 
+#[path = "e2e/support.rs"]
+mod support;
+
+#[path = "e2e/api_errors.rs"]
+mod api_errors;
+#[path = "e2e/durability.rs"]
+mod durability;
+#[path = "e2e/kubectl.rs"]
+mod kubectl;
+#[path = "e2e/reflector.rs"]
+mod reflector;

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod client;
+pub mod controllers;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -71,6 +71,10 @@ impl ApiServerConfig {
             interval: self.compaction_interval,
         };
         tokio::spawn(compactor.run(ctx.store, ctx.shutdown.clone()));
+        crate::controllers::start(
+            crate::client::in_process(router.clone(), &ctx.token),
+            ctx.shutdown.clone(),
+        );
         let task = tokio::spawn(serve(listener, router.clone(), self.tls, ctx.shutdown));
         Ok(ApiServer {
             addr,

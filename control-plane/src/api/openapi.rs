@@ -18,13 +18,12 @@ use super::resources::{self, ResourceType};
 
 /// `/openapi/v3`: where each group-version's document is.
 pub fn index() -> Value {
-    let paths: Map<String, Value> = resources::group_versions()
-        .into_iter()
-        .map(|(group, version)| {
-            let path = gv_path(group, version);
+    let paths: Map<String, Value> = documents()
+        .iter()
+        .map(|(path, (_, hash))| {
             (
                 path.clone(),
-                json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", document_hash())}),
+                json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}),
             )
         })
         .collect();
@@ -39,22 +38,33 @@ fn gv_path(group: &str, version: &str) -> String {
     }
 }
 
-/// Changes with the binary, so clients' caches of the documents follow upgrades.
-fn document_hash() -> &'static str {
-    env!("CARGO_PKG_VERSION")
+/// Every group-version's document with the hash of its content: kubectl caches documents by the hash in
+/// the index, so a changed document must change its hash.
+fn documents() -> &'static BTreeMap<String, (Value, String)> {
+    static DOCUMENTS: OnceLock<BTreeMap<String, (Value, String)>> = OnceLock::new();
+    DOCUMENTS.get_or_init(|| {
+        resources::group_versions()
+            .into_iter()
+            .map(|(group, version)| {
+                let document = build(group, version);
+                let hash = fnv1a(document.to_string().as_bytes());
+                (gv_path(group, version), (document, format!("{hash:016X}")))
+            })
+            .collect()
+    })
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// `/openapi/v3/api/v1`, `/openapi/v3/apis/{group}/{version}`.
 pub fn document(path: &str) -> Option<&'static Value> {
-    static DOCUMENTS: OnceLock<BTreeMap<String, Value>> = OnceLock::new();
-    DOCUMENTS
-        .get_or_init(|| {
-            resources::group_versions()
-                .into_iter()
-                .map(|(group, version)| (gv_path(group, version), build(group, version)))
-                .collect()
-        })
+    documents()
         .get(path.trim_matches('/'))
+        .map(|(document, _)| document)
 }
 
 /// Registers the schema of a served kind and returns its schema name.
@@ -319,6 +329,9 @@ fn build(group: &str, version: &str) -> Value {
             }),
         );
     }
+    for (name, rt) in &kinds {
+        annotate_patch_strategies(&mut schemas, name, rt.kind, &mut Vec::new());
+    }
     for (name, rt) in kinds {
         if let Some(schema) = schemas.get_mut(&name).and_then(Value::as_object_mut) {
             schema.insert(
@@ -333,6 +346,81 @@ fn build(group: &str, version: &str) -> Value {
         "paths": paths,
         "components": {"schemas": schemas},
     })
+}
+
+/// Fields whose patches carry `$retainKeys` (their `patchStrategy` includes `retainKeys` upstream): the
+/// server honours the directive wherever it appears, but kubectl only sends it where the schema asks.
+const RETAIN_KEYS: &[(&str, &[&str])] = &[
+    ("Deployment", &["spec", "strategy"]),
+    ("Pod", &["spec", "volumes"]),
+    ("Deployment", &["spec", "template", "spec", "volumes"]),
+    ("ReplicaSet", &["spec", "template", "spec", "volumes"]),
+];
+
+/// The component a property's schema refers to, directly or through its items.
+fn referenced(property: &Value) -> Option<String> {
+    let reference = property
+        .get("$ref")
+        .or_else(|| property.pointer("/items/$ref"))
+        .or_else(|| property.pointer("/allOf/0/$ref"))
+        .and_then(Value::as_str)?;
+    reference
+        .strip_prefix("#/components/schemas/")
+        .map(str::to_string)
+}
+
+/// Adds the patch extensions kubectl's client-side apply reads (and the list-type extensions that go
+/// with them) to every property of `schema_name` reachable from `kind`'s root along `path`.
+fn annotate_patch_strategies(
+    schemas: &mut Map<String, Value>,
+    schema_name: &str,
+    kind: &str,
+    path: &mut Vec<String>,
+) {
+    const MAX_DEPTH: usize = 12;
+    if path.len() >= MAX_DEPTH {
+        return;
+    }
+    let properties: Vec<(String, Option<String>)> = schemas
+        .get(schema_name)
+        .and_then(|s| s.get("properties"))
+        .and_then(Value::as_object)
+        .map(|p| {
+            p.iter()
+                .map(|(name, property)| (name.clone(), referenced(property)))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (property, child) in properties {
+        path.push(property.clone());
+        let names: Vec<&str> = path.iter().map(String::as_str).collect();
+        let retain = RETAIN_KEYS
+            .iter()
+            .any(|(k, p)| *k == kind && *p == names.as_slice());
+        let strategy = super::strategic_merge::field_strategy(kind, &names);
+        if strategy.is_some() || retain {
+            let target = &mut schemas[schema_name]["properties"][property.as_str()];
+            let merge = match (strategy, retain) {
+                (Some(_), true) => "merge,retainKeys",
+                (Some(_), false) => "merge",
+                (None, _) => "retainKeys",
+            };
+            target["x-kubernetes-patch-strategy"] = json!(merge);
+            match strategy {
+                Some((_, Some(key))) => {
+                    target["x-kubernetes-patch-merge-key"] = json!(key);
+                    target["x-kubernetes-list-type"] = json!("map");
+                    target["x-kubernetes-list-map-keys"] = json!([key]);
+                }
+                Some((_, None)) => target["x-kubernetes-list-type"] = json!("set"),
+                None => {}
+            }
+        }
+        if let Some(child) = child {
+            annotate_patch_strategies(schemas, &child, kind, path);
+        }
+        path.pop();
+    }
 }
 
 #[cfg(test)]

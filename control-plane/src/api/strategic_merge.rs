@@ -329,6 +329,24 @@ const KINDS: &[(&str, Schema)] = &[
     ("Lease", METADATA_ONLY),
 ];
 
+/// How the field at `path` (field names from the kind's root) merges, as the
+/// `x-kubernetes-patch-strategy` and `x-kubernetes-patch-merge-key` OpenAPI extensions say it:
+/// `Some(("merge", Some(key)))` for a keyed list, `Some(("merge", None))` for a set of scalars,
+/// `None` for everything that merges as untagged fields do. The OpenAPI documents are annotated
+/// from this, so kubectl computes its patches from the same table the server applies them with.
+pub fn field_strategy(kind: &str, path: &[&str]) -> Option<(&'static str, Option<&'static str>)> {
+    let (last, parents) = path.split_last()?;
+    let mut schema = schema_for(kind);
+    for name in parents {
+        schema = field_of(schema, name).fields;
+    }
+    match field_of(schema, last).list {
+        ListMerge::Replace => None,
+        ListMerge::Set => Some((MERGE, None)),
+        ListMerge::ByKey(key) => Some((MERGE, Some(key))),
+    }
+}
+
 fn schema_for(kind: &str) -> Schema {
     KINDS
         .iter()

@@ -1,0 +1,40 @@
+//! The controllers of the control plane (kube-controller-manager's role). Each talks to the API through a
+//! `kube::Client`, exactly as it would to a real cluster.
+
+pub mod garbage_collector;
+pub mod namespace;
+
+use kube::core::ApiResource;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::resources::{self, ResourceType};
+
+/// The `ApiResource` of a served type, for dynamic clients.
+pub fn api_resource(rt: &ResourceType) -> ApiResource {
+    ApiResource {
+        group: rt.group.to_string(),
+        version: rt.version.to_string(),
+        api_version: rt.api_version(),
+        kind: rt.kind.to_string(),
+        plural: rt.plural.to_string(),
+    }
+}
+
+/// Every stored type once (served views of another type's storage left out).
+pub fn stored_types() -> impl Iterator<Item = &'static ResourceType> {
+    resources::RESOURCES.iter().filter(|r| !r.is_view())
+}
+
+/// The HTTP code of an API error, if the error is one.
+pub fn api_code(error: &kube::Error) -> Option<u16> {
+    match error {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// Starts every controller; they stop with `shutdown`.
+pub fn start(client: kube::Client, shutdown: CancellationToken) {
+    tokio::spawn(garbage_collector::run(client.clone(), shutdown.clone()));
+    tokio::spawn(namespace::run(client, shutdown));
+}
