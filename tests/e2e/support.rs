@@ -33,14 +33,24 @@ impl Server {
         server
     }
 
-    /// Starts a server on an existing data dir (which the caller keeps).
+    /// Starts a server on an existing data dir (which the caller keeps). `extra` may name an
+    /// `--api-addr`; the default is a free port.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
+        let api_addr: &[&str] = if extra.contains(&"--api-addr") {
+            &[]
+        } else {
+            &["--api-addr", "127.0.0.1:0"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_glasshouse"))
             .args(["up", "--data-dir"])
             .arg(data_dir)
-            .args(["--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+            .args(api_addr)
+            .args(["--metrics-addr", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("GLASSHOUSE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -216,6 +226,15 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// A loopback port that was free a moment ago, for a server that must come back on the same address.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Polls `check` every 100 ms until it returns true or `timeout` passes.

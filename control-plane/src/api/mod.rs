@@ -112,7 +112,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 async fn observe(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_string();
-    let path = request.uri().path().to_string();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| request.uri().path().to_string(), ToString::to_string);
     let response = next.run(request).await;
     let info = response
         .extensions()

@@ -11,6 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 
 use super::conversion;
 use super::error::ApiError;
@@ -40,6 +42,9 @@ pub struct WatchRequest {
     pub timeout: Duration,
     pub rendering: Rendering,
 }
+
+/// How often a quiet watch gets a bookmark (upstream: about once a minute), besides the last one.
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The default watch length when the client names none: upstream picks at random in
 /// [minRequestTimeout, 2×minRequestTimeout] so that watches do not all end together.
@@ -79,9 +84,13 @@ pub async fn watch(
         request.resource_version.unwrap_or(0)
     };
 
+    let bookmarks = request.bookmarks;
+    let send_initial_events = request.send_initial_events;
+    let timeout = request.timeout;
     let mut renderer = Renderer {
         request,
         headers_sent: false,
+        progress: from,
     };
     let mut prelude: Vec<Bytes> = Vec::new();
     for kv in &initial {
@@ -89,73 +98,93 @@ pub async fn watch(
             prelude.push(chunk);
         }
     }
-    if renderer.request.send_initial_events && renderer.request.bookmarks {
-        prelude.push(renderer.bookmark(from, true));
+    if send_initial_events && bookmarks {
+        prelude.push(renderer.bookmark(true));
     }
 
     let changes = match store.watch(&prefix, from).await {
         Ok(changes) => Some(changes),
         Err(crate::store::StoreError::Compacted { requested, compacted }) => {
-            let status =
-                ApiError::Expired(format!("too old resource version: {requested} ({compacted})")).status();
-            prelude.push(line("ERROR", status));
+            prelude.push(expired(requested, compacted));
             None
         }
         Err(e) => return Err(ApiError::from_store(e, rt.group_resource(), "")),
     };
 
-    let timeout = renderer.request.timeout;
-    let live = futures::stream::iter(changes).flatten().filter_map(move |event| {
-        let chunk = match event {
-            Ok(event) => renderer.change(&event),
-            Err(crate::store::StoreError::Compacted { requested, compacted }) => {
-                let status =
-                    ApiError::Expired(format!("too old resource version: {requested} ({compacted})"))
-                        .status();
-                Some(line("ERROR", status))
+    // One task per watch feeds the response body; it ends at the deadline, when the client goes, or
+    // when the store's stream does, and holds the watcher gauge until then.
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let _guard = guard;
+        for chunk in prelude {
+            if tx.send(chunk).await.is_err() {
+                return;
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "watch stream failed");
-                Some(line("ERROR", ApiError::Internal(e.to_string()).status()))
-            }
-        };
-        futures::future::ready(chunk)
-    });
-    let stream = futures::stream::iter(prelude).chain(live).map(Ok);
-    let deadline = tokio::time::sleep(timeout);
-    Ok(TakeUntil {
-        inner: Box::pin(stream),
-        deadline: Box::pin(deadline),
-        _guard: guard,
-    })
-}
-
-/// Ends a stream at a deadline, holding the watcher gauge until then.
-struct TakeUntil<S> {
-    inner: std::pin::Pin<Box<S>>,
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
-    _guard: WatchGuard,
-}
-
-impl<S: Stream> Stream for TakeUntil<S> {
-    type Item = S::Item;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        if self.deadline.as_mut().poll(cx).is_ready() {
-            return std::task::Poll::Ready(None);
         }
-        self.inner.as_mut().poll_next(cx)
-    }
+        let Some(mut changes) = changes else { return };
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut last_bookmark = tokio::time::Instant::now();
+        loop {
+            let chunk = tokio::select! {
+                _ = tx.closed() => return,
+                _ = &mut deadline => {
+                    // A last bookmark lets the client resume from where the store is, not from its
+                    // last event, which compaction may overtake while the watch is quiet.
+                    if bookmarks {
+                        let _ = tx.send(renderer.bookmark(false)).await;
+                    }
+                    return;
+                }
+                event = changes.next() => match event {
+                    None => return,
+                    Some(Ok(event)) if event.kind == EventKind::Progress => {
+                        renderer.progress = renderer.progress.max(event.revision);
+                        if !bookmarks || last_bookmark.elapsed() < BOOKMARK_INTERVAL {
+                            continue;
+                        }
+                        last_bookmark = tokio::time::Instant::now();
+                        renderer.bookmark(false)
+                    }
+                    Some(Ok(event)) => {
+                        renderer.progress = renderer.progress.max(event.revision);
+                        match renderer.change(&event) {
+                            Some(chunk) => chunk,
+                            None => continue,
+                        }
+                    }
+                    Some(Err(crate::store::StoreError::Compacted { requested, compacted })) => {
+                        let _ = tx.send(expired(requested, compacted)).await;
+                        return;
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "watch stream failed");
+                        let _ = tx.send(line("ERROR", ApiError::Internal(e.to_string()).status())).await;
+                        return;
+                    }
+                },
+            };
+            if tx.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(ReceiverStream::new(rx).map(Ok))
 }
 
-use std::future::Future as _;
+/// The in-stream error for a resume point the store no longer holds.
+fn expired(requested: Revision, compacted: Revision) -> Bytes {
+    line(
+        "ERROR",
+        ApiError::Expired(format!("too old resource version: {requested} ({compacted})")).status(),
+    )
+}
 
 struct Renderer {
     request: WatchRequest,
     headers_sent: bool,
+    /// Every change up to this revision has been rendered (or filtered out).
+    progress: Revision,
 }
 
 impl Renderer {
@@ -190,6 +219,7 @@ impl Renderer {
         let current = self.decode(&stamp(&event.value))?;
         let now_in = self.selected(&current);
         let kind = match event.kind {
+            EventKind::Progress => None,
             EventKind::Created => now_in.then_some("ADDED"),
             EventKind::Deleted => now_in.then_some("DELETED"),
             EventKind::Updated => {
@@ -226,9 +256,9 @@ impl Renderer {
         line(kind, object)
     }
 
-    fn bookmark(&self, revision: Revision, initial_events_end: bool) -> Bytes {
+    fn bookmark(&self, initial_events_end: bool) -> Bytes {
         let rt = self.request.resource;
-        let mut metadata = json!({"resourceVersion": revision.to_string()});
+        let mut metadata = json!({"resourceVersion": self.progress.to_string()});
         if initial_events_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }

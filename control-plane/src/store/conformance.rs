@@ -17,18 +17,47 @@ pub async fn run_all(store: Arc<dyn Store>) {
     watch_replays_then_follows(&*store).await;
     watch_filters_by_prefix(&*store).await;
     compaction_expires_old_resume_points(&*store).await;
+    quiet_watches_report_progress(&*store).await;
 }
 
 fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
 }
 
+/// The next change (progress reports skipped).
 async fn next(watch: &mut WatchStream) -> super::WatchEvent {
-    tokio::time::timeout(Duration::from_secs(10), watch.next())
-        .await
-        .expect("a watch event within 10s")
-        .expect("the watch stream stays open")
-        .expect("a watch event, not an error")
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), watch.next())
+            .await
+            .expect("a watch event within 10s")
+            .expect("the watch stream stays open")
+            .expect("a watch event, not an error");
+        if event.kind != EventKind::Progress {
+            return event;
+        }
+    }
+}
+
+async fn quiet_watches_report_progress(store: &dyn Store) {
+    let start = store.current_revision().await.unwrap();
+    let mut watch = store.watch("/quiet/", start).await.unwrap();
+    let elsewhere = store.create("/noisy/a", b("")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let event = tokio::time::timeout_at(deadline, watch.next())
+            .await
+            .expect("a progress report within 10s")
+            .expect("the watch stream stays open")
+            .expect("a progress report, not an error");
+        assert_eq!(
+            event.kind,
+            EventKind::Progress,
+            "nothing changed under the prefix"
+        );
+        if event.revision >= elsewhere {
+            break;
+        }
+    }
 }
 
 async fn create_get_update_delete(store: &dyn Store) {
@@ -156,9 +185,13 @@ async fn compaction_expires_old_resume_points(store: &dyn Store) {
         Err(StoreError::Compacted { requested, .. }) => assert_eq!(requested, r1),
         Ok(mut stream) => {
             // A backend may report compaction inside the stream instead.
-            let item = tokio::time::timeout(Duration::from_secs(10), stream.next())
-                .await
-                .unwrap();
+            let mut item = None;
+            while let Ok(next) = tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+                if !matches!(&next, Some(Ok(e)) if e.kind == EventKind::Progress) {
+                    item = next;
+                    break;
+                }
+            }
             assert!(
                 matches!(item, Some(Err(StoreError::Compacted { .. }))),
                 "got {item:?}"

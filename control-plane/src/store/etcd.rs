@@ -10,7 +10,9 @@ use etcd_client::{
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{EventKind, KeyValue, ListPage, Revision, Store, StoreError, WatchEvent, WatchStream};
+use super::{
+    EventKind, KeyValue, ListPage, PROGRESS_INTERVAL, Revision, Store, StoreError, WatchEvent, WatchStream,
+};
 
 /// The etcd-backed [`Store`].
 #[derive(Clone)]
@@ -209,9 +211,19 @@ impl Store for EtcdStore {
         let (tx, rx) = mpsc::channel(256);
         let store = self.clone();
         tokio::spawn(async move {
+            let mut progress =
+                tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_INTERVAL, PROGRESS_INTERVAL);
+            progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let message = tokio::select! {
                     _ = tx.closed() => return,
+                    _ = progress.tick() => {
+                        // etcd answers with an empty response at its current revision.
+                        if let Err(e) = stream.request_progress().await {
+                            tracing::debug!(error = %e, "etcd progress request failed");
+                        }
+                        continue;
+                    }
                     message = stream.message() => message,
                 };
                 let response = match message {
@@ -231,6 +243,13 @@ impl Store for EtcdStore {
                         }))
                         .await;
                     return;
+                }
+                if response.events().is_empty() && !response.created() && !response.canceled() {
+                    let revision = revision_of(response.header());
+                    if revision > 0 && tx.send(Ok(WatchEvent::progress(revision))).await.is_err() {
+                        return;
+                    }
+                    continue;
                 }
                 for event in response.events() {
                     let Some(kv) = event.kv() else { continue };

@@ -49,7 +49,13 @@ pub enum EventKind {
     Created,
     Updated,
     Deleted,
+    /// Not a change: every change under the watched prefix up to `revision` has been delivered (the
+    /// key and value are empty). Lets a quiet watch report how far it has got, as watch bookmarks.
+    Progress,
 }
+
+/// How often a watch reports progress when the store moved on without changes under its prefix.
+pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One entry of the change log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +102,18 @@ pub enum StoreError {
     Closed,
 }
 
+impl WatchEvent {
+    pub fn progress(revision: Revision) -> Self {
+        WatchEvent {
+            kind: EventKind::Progress,
+            key: String::new(),
+            value: Bytes::new(),
+            prev: None,
+            revision,
+        }
+    }
+}
+
 impl StoreError {
     pub(crate) fn backend(e: impl std::fmt::Display) -> Self {
         StoreError::Backend(e.to_string())
@@ -129,7 +147,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete(&self, key: &str, expected: Option<Revision>)
     -> Result<(Revision, KeyValue), StoreError>;
 
-    /// Changes to keys under `prefix` with a revision greater than `after`, first from the log, then live.
+    /// Changes to keys under `prefix` with a revision greater than `after`, first from the log, then live,
+    /// with a `Progress` event about every [`PROGRESS_INTERVAL`] while the store moves on elsewhere.
     /// Fails with `Compacted` (now or later, in the stream) when the log no longer reaches back to `after`.
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError>;
 

@@ -18,7 +18,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{EventKind, KeyValue, ListPage, Revision, Store, StoreError, WatchEvent, WatchStream};
+use super::{
+    EventKind, KeyValue, ListPage, PROGRESS_INTERVAL, Revision, Store, StoreError, WatchEvent, WatchStream,
+};
 
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
@@ -260,6 +262,7 @@ impl Store for RedbStore {
             db: self.db.clone(),
             prefix: prefix.to_string(),
             last: after,
+            reported: after,
             tx,
         };
         tokio::spawn(feed.run(live));
@@ -463,7 +466,10 @@ fn compact(revision: Revision, log: &mut Log<'_>, meta: &mut Meta<'_>) -> Result
 struct WatchFeed {
     db: Arc<Database>,
     prefix: String,
+    /// The newest revision seen, under the prefix or not.
     last: Revision,
+    /// The newest revision the watcher has been told about (by an event or a progress report).
+    reported: Revision,
     tx: mpsc::Sender<Result<WatchEvent, StoreError>>,
 }
 
@@ -472,19 +478,31 @@ impl WatchFeed {
         if !self.catch_up().await {
             return;
         }
+        let mut progress =
+            tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_INTERVAL, PROGRESS_INTERVAL);
+        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = self.tx.closed() => return,
+                _ = progress.tick() => {
+                    if self.last > self.reported {
+                        self.reported = self.last;
+                        if self.tx.send(Ok(WatchEvent::progress(self.last))).await.is_err() {
+                            return;
+                        }
+                    }
+                }
                 received = live.recv() => match received {
                     Ok(event) => {
                         if event.revision <= self.last {
                             continue;
                         }
                         self.last = event.revision;
-                        if event.key.starts_with(&self.prefix)
-                            && self.tx.send(Ok((*event).clone())).await.is_err()
-                        {
-                            return;
+                        if event.key.starts_with(&self.prefix) {
+                            self.reported = event.revision;
+                            if self.tx.send(Ok((*event).clone())).await.is_err() {
+                                return;
+                            }
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -518,8 +536,11 @@ impl WatchFeed {
             let full = chunk.len() == LOG_CHUNK;
             for event in chunk {
                 self.last = event.revision;
-                if event.key.starts_with(&self.prefix) && self.tx.send(Ok(event)).await.is_err() {
-                    return false;
+                if event.key.starts_with(&self.prefix) {
+                    self.reported = event.revision;
+                    if self.tx.send(Ok(event)).await.is_err() {
+                        return false;
+                    }
                 }
             }
             if !full {
@@ -588,6 +609,7 @@ fn encode_log(event: &WatchEvent) -> Vec<u8> {
         EventKind::Created => 0u8,
         EventKind::Updated => 1,
         EventKind::Deleted => 2,
+        EventKind::Progress => unreachable!("progress reports are not changes and are never logged"),
     };
     let prev = event.prev.as_deref().unwrap_or_default();
     let mut entry = Vec::with_capacity(13 + event.key.len() + event.value.len() + prev.len());

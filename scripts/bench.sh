@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The benchmarks recorded in BENCHMARKS.md, each measuring Glasshouse against its peer in the same run:
+# the store alone (redb against etcd), and the API under load with either store plus idle memory.
+# Starts its own etcd on loopback. Takes a few minutes; results go to stdout (and target/criterion).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/etcd.sh
+
+install_missing
+start_etcd
+echo "## store throughput (criterion; elements are single-key operations, 64 in flight)"
+cargo bench -p control-plane --features etcd --bench store -- --noplot 2>&1 | grep -E "^store/|time:|thrpt:"
+echo
+echo "## API latency, 50 clients at 500 requests/s in all"
+cargo bench --features etcd --bench api
