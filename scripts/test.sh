@@ -15,4 +15,10 @@ start_etcd
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --features etcd -- -D warnings
-cargo test --workspace --features etcd
+log=$(mktemp)
+cargo test --workspace --features etcd 2>&1 | tee "$log"
+# One closing line for the whole run (cargo prints one per test binary, the last often a doc-test run
+# of zero).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -49,6 +50,10 @@ pub struct RunArgs {
     /// The store: `redb` (a file in the data dir) or `etcd://HOST:PORT[,HOST:PORT…]` [default: redb]
     #[arg(long, env = "GLASSHOUSE_STORE")]
     pub store: Option<String>,
+
+    /// How long events are kept after their last update, e.g. `1h`, `30m`, `90s` [default: 1h]
+    #[arg(long, env = "GLASSHOUSE_EVENT_TTL", value_parser = crate::config::parse_duration)]
+    pub event_ttl: Option<Duration>,
 
     /// A YAML configuration file; flags and environment variables override it.
     #[arg(long, env = "GLASSHOUSE_CONFIG")]

@@ -8,6 +8,7 @@
 //! metricsAddr: 127.0.0.1:9102
 //! store: redb                      # or etcd://127.0.0.1:2379
 //! compactionIntervalSeconds: 300
+//! eventTTL: 1h
 //! ```
 
 use std::net::SocketAddr;
@@ -36,6 +37,10 @@ pub struct ConfigFile {
     pub store: Option<String>,
     /// How often the store's change log is compacted. Default: 300 (kube-apiserver's interval).
     pub compaction_interval_seconds: Option<u64>,
+    /// How long events are kept after their last update (`1h`, `30m`, `90s`). Default: `1h`
+    /// (kube-apiserver's `--event-ttl`).
+    #[serde(rename = "eventTTL")]
+    pub event_ttl: Option<String>,
 }
 
 impl ConfigFile {
@@ -72,8 +77,25 @@ impl ConfigFile {
         if self.compaction_interval_seconds == Some(0) {
             problems.push("compactionIntervalSeconds: must be at least 1".into());
         }
+        if let Some(ttl) = &self.event_ttl
+            && let Err(e) = parse_duration(ttl)
+        {
+            problems.push(format!("eventTTL: {e}"));
+        }
         problems
     }
+}
+
+/// A positive duration such as `1h`, `30m`, `90s` or `1h30m` (Go's `1h0m0s` too).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let parsed: jiff::SignedDuration = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; write it like 1h, 30m, 90s or 1h30m"))?;
+    Duration::try_from(parsed)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?}: must be more than zero"))
 }
 
 /// Which store backend to use.
@@ -113,6 +135,7 @@ pub struct Settings {
     pub metrics_addr: SocketAddr,
     pub store: StoreSpec,
     pub compaction_interval: Duration,
+    pub event_ttl: Duration,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -144,6 +167,12 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Settings> {
             .unwrap_or_else(|| "127.0.0.1:9102".parse().expect("literal")),
         store: StoreSpec::parse(&store).map_err(|e| anyhow::anyhow!("--store: {e}"))?,
         compaction_interval: Duration::from_secs(file.compaction_interval_seconds.unwrap_or(300)),
+        event_ttl: match (args.event_ttl, file.event_ttl) {
+            (Some(ttl), _) => ttl,
+            // Validated when the file was loaded.
+            (None, Some(text)) => parse_duration(&text).map_err(|e| anyhow::anyhow!("eventTTL: {e}"))?,
+            (None, None) => Duration::from_secs(3600),
+        },
     })
 }
 
@@ -153,10 +182,23 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let config: ConfigFile =
-            serde_yaml::from_str("apiVersion: v9\nstore: mysql://x\ncompactionIntervalSeconds: 0\n").unwrap();
-        assert_eq!(config.validate().len(), 3);
+        let config: ConfigFile = serde_yaml::from_str(
+            "apiVersion: v9\nstore: mysql://x\ncompactionIntervalSeconds: 0\neventTTL: x\n",
+        )
+        .unwrap();
+        assert_eq!(config.validate().len(), 4);
         assert!(serde_yaml::from_str::<ConfigFile>("apiVersion: glasshouse/v1alpha1\nbogus: 1\n").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1h0m0s"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("-5m").is_err());
+        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
     }
 
     #[test]

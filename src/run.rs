@@ -58,6 +58,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
         addr: settings.api_addr,
         compaction_interval: settings.compaction_interval,
         tls: Some(pki.server.clone()),
+        event_ttl: settings.event_ttl,
     }
     .build(ApiServerContext {
         store: store.clone(),

@@ -8,6 +8,8 @@ mod support;
 mod api_errors;
 #[path = "e2e/durability.rs"]
 mod durability;
+#[path = "e2e/events.rs"]
+mod events;
 #[path = "e2e/kubectl.rs"]
 mod kubectl;
 #[path = "e2e/reflector.rs"]

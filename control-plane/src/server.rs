@@ -35,6 +35,8 @@ pub struct ApiServerConfig {
     pub compaction_interval: Duration,
     /// Serve HTTPS with this configuration (plain HTTP without).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// How long events live after their last write (kube-apiserver's `--event-ttl`).
+    pub event_ttl: Duration,
 }
 
 /// What the API server takes from the process.
@@ -51,6 +53,10 @@ pub struct ApiServer {
     pub addr: SocketAddr,
     /// Its router, for in-process clients.
     pub router: Router,
+    /// A client over that router, authenticated with the server's token.
+    pub client: kube::Client,
+    /// The process's event writer, for every component in it.
+    pub events: eventer::Broadcaster,
     pub state: ApiState,
     pub task: JoinHandle<()>,
 }
@@ -71,14 +77,21 @@ impl ApiServerConfig {
             interval: self.compaction_interval,
         };
         tokio::spawn(compactor.run(ctx.store, ctx.shutdown.clone()));
-        crate::controllers::start(
-            crate::client::in_process(router.clone(), &ctx.token),
-            ctx.shutdown.clone(),
-        );
+        let client = crate::client::in_process(router.clone(), &ctx.token);
+        let events = eventer::BroadcasterConfig::default().build(eventer::BroadcasterContext {
+            client: client.clone(),
+            registry: ctx.registry,
+            shutdown: ctx.shutdown.clone(),
+        });
+        let ttl = eventer::ttl::EventTtlConfig { ttl: self.event_ttl };
+        tokio::spawn(ttl.run(client.clone(), events.metrics(), ctx.shutdown.clone()));
+        crate::controllers::start(client.clone(), &events, ctx.shutdown.clone());
         let task = tokio::spawn(serve(listener, router.clone(), self.tls, ctx.shutdown));
         Ok(ApiServer {
             addr,
             router,
+            client,
+            events,
             state,
             task,
         })

@@ -1,1 +1,11 @@
-//! Eventer: the event recorder with client-go's correlator, event TTL, and the shipper to sinks. Not built yet; see the issue tracker.
+//! Eventer: records Kubernetes events the way client-go does, for every component of Glasshouse (the
+//! correlator's aggregation, dedup and spam filter, and its write path), and expires them after their
+//! TTL as the API server does. Shipping events to sinks lands with the rest of its issue.
+
+mod clock;
+pub mod correlator;
+pub mod recorder;
+pub mod telemetry;
+pub mod ttl;
+
+pub use recorder::{Broadcaster, BroadcasterConfig, BroadcasterContext, EventType, Recorder};

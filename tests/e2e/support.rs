@@ -183,6 +183,16 @@ impl Server {
             .expect("an HTTP client")
     }
 
+    /// The Prometheus exposition of the metrics address.
+    pub fn scrape(&self) -> String {
+        let output = Command::new("curl")
+            .args(["-fsS", "--max-time", "30", &self.metrics])
+            .output()
+            .expect("curl runs");
+        assert!(output.status.success(), "scraping {} failed", self.metrics);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     pub fn bearer(&self) -> String {
         format!("Bearer {}", self.token)
     }

@@ -7,12 +7,21 @@
 //! scale a pass over the whole graph costs less than keeping a persistent one in step. Before deleting a
 //! dependent as dangling it confirms the owners' absence with live reads, as upstream does, so a cache that
 //! lags behind a just-created owner never costs an object.
+//!
+//! As upstream: events are not collected (they expire by TTL instead, and watching them all would cost
+//! more than everything else together); an owner reference counts only where the owner could own the
+//! dependent (a namespaced owner in the dependent's namespace, or a cluster-scoped owner), and one that
+//! points across namespaces gets an `OwnerRefInvalidNamespace` warning on the dependent; dangling owner
+//! references of an object that still has a live owner are removed.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use eventer::Recorder;
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
 use kube::core::ApiResource;
 use kube::runtime::reflector::{Store, store::Writer};
@@ -36,10 +45,13 @@ struct Cache {
     store: Store<DynamicObject>,
 }
 
-pub async fn run(client: kube::Client, shutdown: CancellationToken) {
+/// The event source of the garbage collector's events (kube-controller-manager's).
+pub const COMPONENT: &str = "garbage-collector-controller";
+
+pub async fn run(client: kube::Client, recorder: Recorder, shutdown: CancellationToken) {
     let changed = Arc::new(Notify::new());
     let mut caches = Vec::new();
-    for rt in stored_types() {
+    for rt in stored_types().filter(|rt| rt.plural != "events") {
         let resource = api_resource(rt);
         let writer = Writer::<DynamicObject>::new(resource.clone());
         caches.push(Cache {
@@ -77,7 +89,12 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
         }
     }
     tracing::info!("garbage collector started");
-    let gc = GarbageCollector { client, caches };
+    let gc = GarbageCollector {
+        client,
+        caches,
+        recorder,
+        reported: Mutex::default(),
+    };
     loop {
         if let Err(e) = gc.pass().await {
             tracing::warn!(error = %e, "garbage collection pass failed");
@@ -93,6 +110,9 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) {
 struct GarbageCollector {
     client: kube::Client,
     caches: Vec<Cache>,
+    recorder: Recorder,
+    /// (dependent uid, owner uid) pairs already reported as crossing namespaces, so each gets one event.
+    reported: Mutex<HashSet<(String, String)>>,
 }
 
 /// One object of the graph.
@@ -145,31 +165,47 @@ impl GarbageCollector {
                     .map(move |object| Node { cache, object })
             })
             .collect();
-        let uids: HashSet<&str> = nodes.iter().map(Node::uid).collect();
+        let by_uid: HashMap<&str, &Node> = nodes.iter().map(|n| (n.uid(), n)).collect();
         let mut dependents: HashMap<&str, Vec<&Node>> = HashMap::new();
         for node in &nodes {
             for owner in node.object.metadata.owner_references.iter().flatten() {
                 dependents.entry(owner.uid.as_str()).or_default().push(node);
             }
         }
-        for node in &nodes {
+        for node in nodes.iter().filter(|n| !n.deleting()) {
             let owners = node
                 .object
                 .metadata
                 .owner_references
                 .as_deref()
                 .unwrap_or_default();
-            if !owners.is_empty()
-                && !node.deleting()
-                && owners.iter().all(|o| !uids.contains(o.uid.as_str()))
-                && self.owners_absent(node).await?
-            {
+            let mut dangling = Vec::new();
+            for owner in owners {
+                match by_uid.get(owner.uid.as_str()) {
+                    Some(found) if can_own(found, node) => continue,
+                    Some(_) => self.report_invalid_namespace(node, owner),
+                    None => {}
+                }
+                if self.owner_absent(node, owner).await? {
+                    dangling.push(owner);
+                }
+            }
+            if dangling.is_empty() {
+                continue;
+            }
+            if dangling.len() == owners.len() {
                 tracing::info!(
                     kind = node.cache.rt.kind,
                     name = node.name(),
                     "deleting an object whose owners are gone"
                 );
                 self.delete(node, PropagationPolicy::Background).await?;
+            } else {
+                let remaining: Vec<&OwnerReference> = owners
+                    .iter()
+                    .filter(|o| !dangling.iter().any(|d| d.uid == o.uid))
+                    .collect();
+                self.set_owners(node, &remaining).await?;
             }
         }
         for node in nodes.iter().filter(|n| n.deleting()) {
@@ -192,28 +228,50 @@ impl GarbageCollector {
         Ok(())
     }
 
-    /// Confirms with live reads that no owner of `node` exists (by name and uid).
-    async fn owners_absent(&self, node: &Node<'_>) -> Result<bool, kube::Error> {
-        for owner in node.object.metadata.owner_references.iter().flatten() {
-            let Some(cache) = self
-                .caches
-                .iter()
-                .find(|c| c.resource.api_version == owner.api_version && c.resource.kind == owner.kind)
-            else {
-                // An owner of a kind this server does not serve cannot be checked; leave the dependent be.
-                return Ok(false);
-            };
-            let api: Api<DynamicObject> = match (&node.object.metadata.namespace, cache.rt.namespaced) {
-                (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, &cache.resource),
-                _ => Api::all_with(self.client.clone(), &cache.resource),
-            };
-            if let Some(live) = api.get_opt(&owner.name).await?
-                && live.metadata.uid.as_deref() == Some(owner.uid.as_str())
-            {
-                return Ok(false);
-            }
+    /// Confirms with a live read that `owner` of `node` does not exist where it could own `node` (by name
+    /// and uid).
+    async fn owner_absent(&self, node: &Node<'_>, owner: &OwnerReference) -> Result<bool, kube::Error> {
+        let Some(cache) = self
+            .caches
+            .iter()
+            .find(|c| c.resource.api_version == owner.api_version && c.resource.kind == owner.kind)
+        else {
+            // An owner of a kind this server does not serve cannot be checked; leave the dependent be.
+            return Ok(false);
+        };
+        let api: Api<DynamicObject> = match (&node.object.metadata.namespace, cache.rt.namespaced) {
+            (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, &cache.resource),
+            (_, false) => Api::all_with(self.client.clone(), &cache.resource),
+            // A namespaced object cannot own a cluster-scoped one.
+            (None, true) => return Ok(true),
+        };
+        let live = api.get_opt(&owner.name).await?;
+        Ok(live.is_none_or(|live| live.metadata.uid.as_deref() != Some(owner.uid.as_str())))
+    }
+
+    /// Upstream's `reportInvalidNamespaceOwnerRef`, once per dependent and owner.
+    fn report_invalid_namespace(&self, node: &Node<'_>, owner: &OwnerReference) {
+        let pair = (node.uid().to_string(), owner.uid.clone());
+        if !self.reported.lock().expect("not poisoned").insert(pair) {
+            return;
         }
-        Ok(true)
+        let namespace = node.object.metadata.namespace.clone().unwrap_or_default();
+        let regarding = ObjectReference {
+            api_version: Some(node.cache.resource.api_version.clone()),
+            kind: Some(node.cache.resource.kind.clone()),
+            namespace: node.object.metadata.namespace.clone(),
+            name: Some(node.name().to_string()),
+            uid: Some(node.uid().to_string()),
+            ..ObjectReference::default()
+        };
+        self.recorder.warning(
+            &regarding,
+            "OwnerRefInvalidNamespace",
+            format!(
+                "ownerRef [{}/{}, namespace: {namespace}, name: {}, uid: {}] does not exist in namespace {namespace:?}",
+                owner.api_version, owner.kind, owner.name, owner.uid
+            ),
+        );
     }
 
     async fn delete(&self, node: &Node<'_>, policy: PropagationPolicy) -> Result<(), kube::Error> {
@@ -231,30 +289,24 @@ impl GarbageCollector {
 
     /// Removes the owner reference to `owner_uid` from `node`, guarded by its resourceVersion.
     async fn drop_owner(&self, node: &Node<'_>, owner_uid: &str) -> Result<(), kube::Error> {
-        let remaining: Vec<_> = node
+        let owners = node
             .object
             .metadata
             .owner_references
-            .iter()
-            .flatten()
-            .filter(|o| o.uid != owner_uid)
-            .collect();
-        // An emptied list goes entirely, as upstream leaves it.
-        let references = if remaining.is_empty() {
+            .as_deref()
+            .unwrap_or_default();
+        let remaining: Vec<&OwnerReference> = owners.iter().filter(|o| o.uid != owner_uid).collect();
+        self.set_owners(node, &remaining).await
+    }
+
+    /// Sets the owner references of `node`; an emptied list goes entirely, as upstream leaves it.
+    async fn set_owners(&self, node: &Node<'_>, owners: &[&OwnerReference]) -> Result<(), kube::Error> {
+        let references = if owners.is_empty() {
             serde_json::Value::Null
         } else {
-            json!(remaining)
+            json!(owners)
         };
-        let patch = json!({"metadata": {
-            "resourceVersion": node.object.metadata.resource_version,
-            "ownerReferences": references,
-        }});
-        ignore_gone(
-            node.api(&self.client)
-                .patch(node.name(), &PatchParams::default(), &Patch::Merge(patch))
-                .await
-                .map(|_| ()),
-        )
+        self.set_metadata(node, "ownerReferences", references).await
     }
 
     async fn remove_finalizer(&self, node: &Node<'_>, finalizer: &str) -> Result<(), kube::Error> {
@@ -266,17 +318,33 @@ impl GarbageCollector {
             .flatten()
             .filter(|f| *f != finalizer)
             .collect();
+        self.set_metadata(node, "finalizers", json!(remaining)).await
+    }
+
+    /// Sets one metadata field of `node`, guarded by the resourceVersion the cache saw it at.
+    async fn set_metadata(
+        &self,
+        node: &Node<'_>,
+        field: &str,
+        value: serde_json::Value,
+    ) -> Result<(), kube::Error> {
         let patch = json!({"metadata": {
             "resourceVersion": node.object.metadata.resource_version,
-            "finalizers": remaining,
+            field: value,
         }});
+        let api = node.api(&self.client);
         ignore_gone(
-            node.api(&self.client)
-                .patch(node.name(), &PatchParams::default(), &Patch::Merge(patch))
+            api.patch(node.name(), &PatchParams::default(), &Patch::Merge(patch))
                 .await
                 .map(|_| ()),
         )
     }
+}
+
+/// Whether `owner` can own `dependent`: a cluster-scoped owner can own anything, a namespaced one only
+/// objects in its own namespace.
+fn can_own(owner: &Node<'_>, dependent: &Node<'_>) -> bool {
+    !owner.cache.rt.namespaced || owner.object.metadata.namespace == dependent.object.metadata.namespace
 }
 
 /// A 404 (already gone) or 409 (changed since the cache saw it; the next pass sees the new state) is not

@@ -33,8 +33,14 @@ pub fn api_code(error: &kube::Error) -> Option<u16> {
     }
 }
 
-/// Starts every controller; they stop with `shutdown`.
-pub fn start(client: kube::Client, shutdown: CancellationToken) {
-    tokio::spawn(garbage_collector::run(client.clone(), shutdown.clone()));
+/// Starts every controller, each recording its events under its upstream component name; they stop with
+/// `shutdown`.
+pub fn start(client: kube::Client, events: &eventer::Broadcaster, shutdown: CancellationToken) {
+    let gc_events = events.recorder(garbage_collector::COMPONENT, None);
+    tokio::spawn(garbage_collector::run(
+        client.clone(),
+        gc_events,
+        shutdown.clone(),
+    ));
     tokio::spawn(namespace::run(client, shutdown));
 }

@@ -1,0 +1,167 @@
+//! Events recorded by the platform's own components, read back the way users read them (kubectl get,
+//! field selectors, describe), and the event TTL.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::{Server, eventually};
+
+fn configmap(name: &str, namespace: &str, owners: &[(&str, &str)]) -> String {
+    let mut manifest =
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\n");
+    if !owners.is_empty() {
+        manifest.push_str("  ownerReferences:\n");
+        for (owner, uid) in owners {
+            manifest.push_str(&format!(
+                "  - apiVersion: v1\n    kind: ConfigMap\n    name: {owner}\n    uid: {uid}\n"
+            ));
+        }
+    }
+    manifest
+}
+
+#[test]
+fn a_controllers_events_are_listed_filtered_and_described() {
+    let server = Server::start();
+    for ns in ["team-a", "team-b"] {
+        server.kubectl_ok(&["create", "namespace", ns]);
+    }
+    server.kubectl_ok(&["create", "configmap", "owner", "-n", "team-a"]);
+    server.kubectl_ok(&["create", "configmap", "local-owner", "-n", "team-b"]);
+    let uid = |name: &str, ns: &str| {
+        server.kubectl_ok(&["get", "cm", name, "-n", ns, "-o", "jsonpath={.metadata.uid}"])
+    };
+    let (foreign, local) = (uid("owner", "team-a"), uid("local-owner", "team-b"));
+    // An owner reference may not cross namespaces: the garbage collector says so on the dependent, drops
+    // the reference where another owner holds the object, and deletes it where none does.
+    let held = configmap("held", "team-b", &[("owner", &foreign), ("local-owner", &local)]);
+    let orphan = configmap("orphan", "team-b", &[("owner", &foreign)]);
+    server.kubectl_ok_input(&["apply", "-f", "-"], &format!("{held}---\n{orphan}"));
+
+    let listed = || server.kubectl_ok(&["get", "events", "-n", "team-b"]);
+    assert!(
+        eventually(Duration::from_secs(20), || listed()
+            .matches("OwnerRefInvalidNamespace")
+            .count()
+            == 2),
+        "{}",
+        listed()
+    );
+    let table = listed();
+    let header = table.lines().next().unwrap();
+    for column in ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"] {
+        assert!(header.contains(column), "{header}");
+    }
+    let row = table
+        .lines()
+        .find(|l| l.contains("configmap/held"))
+        .expect("a row for the dependent");
+    assert!(row.contains("Warning"), "{row}");
+    assert!(
+        row.contains(&format!(
+            "ownerRef [v1/ConfigMap, namespace: team-b, name: owner, uid: {foreign}] does not exist in namespace \"team-b\""
+        )),
+        "{row}"
+    );
+
+    let selected = server.kubectl_ok(&[
+        "get", "events", "-n", "team-b", "--field-selector", "involvedObject.name=held", "-o",
+        "jsonpath={range .items[*]}{.involvedObject.name} {.source.component} {.reportingComponent} {.count}{\"\\n\"}{end}",
+    ]);
+    assert_eq!(
+        selected.trim(),
+        "held garbage-collector-controller garbage-collector-controller 1"
+    );
+    let none = server.kubectl_ok(&[
+        "get",
+        "events",
+        "-A",
+        "--field-selector",
+        "involvedObject.name=nothing",
+        "-o",
+        "name",
+    ]);
+    assert!(none.trim().is_empty(), "{none}");
+
+    assert!(eventually(Duration::from_secs(20), || {
+        server.kubectl_ok(&[
+            "get",
+            "cm",
+            "held",
+            "-n",
+            "team-b",
+            "-o",
+            "jsonpath={.metadata.ownerReferences[*].name}",
+        ]) == "local-owner"
+    }));
+    assert!(eventually(Duration::from_secs(20), || {
+        !server
+            .kubectl(&["get", "cm", "orphan", "-n", "team-b"])
+            .status
+            .success()
+    }));
+    let described = server.kubectl_ok(&["describe", "configmap", "held", "-n", "team-b"]);
+    assert!(
+        described.contains("Events:") && described.contains("OwnerRefInvalidNamespace"),
+        "{described}"
+    );
+    assert!(described.contains("garbage-collector-controller"), "{described}");
+
+    let metrics = server.scrape();
+    assert!(
+        metrics.contains("glasshouse_event_recorder_writes_total{operation=\"create\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn events_expire_one_ttl_after_their_last_write() {
+    let server = Server::start_with(&["--event-ttl", "4s"]);
+    let event = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Event\nmetadata:\n  name: {name}\ninvolvedObject:\n  kind: Pod\n  name: web\n  namespace: default\nreason: Started\nmessage: Started container web\ntype: Normal\n"
+        )
+    };
+    server.kubectl_ok_input(
+        &["create", "-f", "-"],
+        &format!("{}---\n{}", event("kept"), event("idle")),
+    );
+    let created = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    // A write re-arms the whole TTL.
+    server.kubectl_ok(&["patch", "event", "kept", "--type=merge", "-p", r#"{"count": 2}"#]);
+    let present = |name: &str| server.kubectl(&["get", "event", name]).status.success();
+    assert!(
+        eventually(Duration::from_secs(10), || !present("idle")),
+        "the idle event expires"
+    );
+    assert!(created.elapsed() >= Duration::from_secs(4), "not before its TTL");
+    assert!(present("kept"), "the event written since lives on");
+    assert!(
+        eventually(Duration::from_secs(10), || !present("kept")),
+        "and expires in its turn"
+    );
+    let metrics = server.scrape();
+    assert!(metrics.contains("glasshouse_events_expired_total 2"), "{metrics}");
+}
+
+#[test]
+fn a_bad_event_ttl_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_glasshouse"))
+        .args(["up", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--api-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--event-ttl",
+            "soon",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("\"soon\" is not a duration"), "{stderr}");
+}
