@@ -107,4 +107,75 @@ mod tests {
         assert!(matches!(refused, Err(kube::Error::Api(status)) if status.code == 401));
         driver.abort();
     }
+    #[tokio::test]
+    async fn both_event_recorders_write_through_the_real_api() {
+        use k8s_openapi::api::core::v1::{Event, ObjectReference};
+        use kube::api::ListParams;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RedbStore::open(&dir.path().join("store.redb")).unwrap());
+        let metrics = ApiMetrics::register(&mut prometheus_client::registry::Registry::default());
+        let state = ApiState::new(store, metrics, "secret");
+        state.objects.ensure_system_namespaces().await.unwrap();
+        let client = super::in_process(router(state), "secret");
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let broadcaster = eventer::BroadcasterConfig::default().start(
+            client.clone(),
+            eventer::telemetry::EventerMetrics::default(),
+            shutdown.clone(),
+        );
+        let pod = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            namespace: Some("default".into()),
+            name: Some("web-1".into()),
+            uid: Some("4f1c".into()),
+            ..ObjectReference::default()
+        };
+        let legacy = broadcaster.recorder("kubelet", Some("node-1"));
+        let series = broadcaster.events_recorder("kubelet", "node-1");
+        for _ in 0..3 {
+            legacy.warning(&pod, "BackOff", "Back-off restarting failed container web");
+            series.eventf(
+                &pod,
+                None,
+                eventer::EventType::Warning,
+                "Unhealthy",
+                "Probing",
+                "Liveness probe failed",
+            );
+        }
+        let api: Api<Event> = Api::namespaced(client, "default");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let (back_off, unhealthy) = loop {
+            let events = api.list(&ListParams::default()).await.unwrap().items;
+            let find = |reason: &str| {
+                events
+                    .iter()
+                    .find(|e| e.reason.as_deref() == Some(reason))
+                    .cloned()
+            };
+            if let (Some(b), Some(u)) = (find("BackOff"), find("Unhealthy"))
+                && b.count == Some(3)
+                && u.series.as_ref().is_some_and(|s| s.count == Some(2))
+            {
+                assert_eq!(events.len(), 2, "repeats land on one object each");
+                break (b, u);
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the events did not arrive: {events:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(
+            back_off.first_timestamp.is_some(),
+            back_off.last_timestamp.is_some()
+        );
+        assert_eq!(back_off.source.unwrap().component.as_deref(), Some("kubelet"));
+        assert_eq!(unhealthy.reporting_component.as_deref(), Some("kubelet"));
+        assert_eq!(unhealthy.reporting_instance.as_deref(), Some("kubelet-node-1"));
+        assert_eq!(unhealthy.action.as_deref(), Some("Probing"));
+        shutdown.cancel();
+    }
 }

@@ -5,7 +5,11 @@
 mod clock;
 pub mod correlator;
 pub mod recorder;
+pub mod series;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 pub mod ttl;
 
 pub use recorder::{Broadcaster, BroadcasterConfig, BroadcasterContext, EventType, Recorder};
+pub use series::EventsRecorder;

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::correlator::{Correlated, CorrelatorOptions, EventCorrelator, repeat_patch};
+use crate::series::{EventsRecorder, SeriesWriter};
 use crate::telemetry::{
     DropReason, EventDropped, EventWriteRetried, EventWritten, EventerMetrics, QueueDepth, WriteOperation,
 };
@@ -75,6 +76,7 @@ pub struct BroadcasterContext<'a> {
 #[derive(Clone)]
 pub struct Broadcaster {
     queue: mpsc::Sender<Event>,
+    series_queue: mpsc::Sender<k8s_openapi::api::events::v1::Event>,
     metrics: EventerMetrics,
     clock: Clock,
 }
@@ -94,7 +96,15 @@ impl BroadcasterConfig {
         shutdown: CancellationToken,
     ) -> Broadcaster {
         let (queue, incoming) = mpsc::channel(self.queue.max(1));
+        let (series_queue, series_incoming) = mpsc::channel(self.queue.max(1));
         let clock = Clock::new();
+        let series = SeriesWriter {
+            client: client.clone(),
+            metrics: metrics.clone(),
+            clock,
+            cache: Default::default(),
+        };
+        tokio::spawn(series.run(series_incoming, shutdown.clone()));
         let writer = Writer {
             client,
             correlator: EventCorrelator::new(self.correlator.clone()),
@@ -105,6 +115,7 @@ impl BroadcasterConfig {
         tokio::spawn(writer.run(incoming, shutdown));
         Broadcaster {
             queue,
+            series_queue,
             metrics,
             clock,
         }
@@ -122,6 +133,17 @@ impl Broadcaster {
             },
             broadcaster: self.clone(),
         }
+    }
+
+    /// An events.k8s.io/v1 recorder (with series) for `controller` on `host`.
+    pub fn events_recorder(&self, controller: &str, host: &str) -> EventsRecorder {
+        EventsRecorder::new(
+            controller,
+            host,
+            self.series_queue.clone(),
+            self.metrics.clone(),
+            self.clock,
+        )
     }
 
     /// The recorder's and the TTL's metrics.
@@ -228,7 +250,7 @@ fn make_event(
 
 /// `util.GenerateEventName`: `<object>.<hex nanoseconds>`, or a random UUID where that is not a valid
 /// object name.
-fn event_name(object: &str, now: Timestamp) -> String {
+pub(crate) fn event_name(object: &str, now: Timestamp) -> String {
     let name = format!("{object}.{:x}", now.as_nanosecond());
     if is_dns_subdomain(&name) {
         name
@@ -390,79 +412,10 @@ mod tests {
     //! The write protocol against a scripted API: the answers it needs (a 404 to a PATCH, a broken
     //! connection) cannot be provoked from a healthy server. The real server's side is covered end to end.
 
-    use std::collections::VecDeque;
-    use std::sync::{Arc, Mutex};
-
-    use http::{Request, Response, StatusCode};
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     use super::*;
-
-    /// One scripted answer: a status and a body, or a failed connection.
-    type Answer = Option<(StatusCode, Value)>;
-
-    #[derive(Clone, Default)]
-    struct ScriptedApi {
-        answers: Arc<Mutex<VecDeque<Answer>>>,
-        requests: Arc<Mutex<Vec<(String, String, Value)>>>,
-    }
-
-    impl ScriptedApi {
-        fn answer(&self, answer: Answer) {
-            self.answers.lock().unwrap().push_back(answer);
-        }
-
-        fn requests(&self) -> Vec<(String, String, Value)> {
-            self.requests.lock().unwrap().clone()
-        }
-
-        fn client(&self) -> kube::Client {
-            let api = self.clone();
-            let service = tower::service_fn(move |request: Request<kube::client::Body>| {
-                let api = api.clone();
-                async move {
-                    let method = request.method().to_string();
-                    let path = request.uri().path().to_string();
-                    let body = http_body_util::BodyExt::collect(request.into_body())
-                        .await?
-                        .to_bytes();
-                    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    api.requests.lock().unwrap().push((method, path, body.clone()));
-                    // By default (and for a scripted `accept()`) the server takes the write and returns the
-                    // object with a version.
-                    let answer = match api.answers.lock().unwrap().pop_front().unwrap_or_else(accept) {
-                        Some((status, Value::Null)) => {
-                            let mut object = body.clone();
-                            object["metadata"]["resourceVersion"] = json!("1");
-                            Some((status, object))
-                        }
-                        other => other,
-                    };
-                    match answer {
-                        Some((status, body)) => Ok(Response::builder()
-                            .status(status)
-                            .header("content-type", "application/json")
-                            .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
-                            .unwrap()),
-                        None => Err::<_, Box<dyn std::error::Error + Send + Sync>>("connection reset".into()),
-                    }
-                }
-            });
-            kube::Client::new(service, "default")
-        }
-    }
-
-    fn accept() -> Answer {
-        Some((StatusCode::CREATED, Value::Null))
-    }
-
-    fn status(code: u16, reason: &str) -> Answer {
-        let status = StatusCode::from_u16(code).unwrap();
-        Some((
-            status,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": reason}),
-        ))
-    }
+    use crate::testing::{ScriptedApi, accept, settle, status};
 
     fn pod() -> ObjectReference {
         ObjectReference {
@@ -480,17 +433,6 @@ mod tests {
         let broadcaster =
             BroadcasterConfig::default().start(api.client(), metrics.clone(), CancellationToken::new());
         (broadcaster, metrics)
-    }
-
-    async fn settle(api: &ScriptedApi, requests: usize) {
-        for _ in 0..20_000 {
-            if api.requests().len() >= requests {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // Whatever else the writer would do now, let it.
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,0 +1,86 @@
+//! A scripted API for the write-path tests: the answers they need (a 404 to a PATCH, a broken
+//! connection) cannot be provoked from a healthy server. The real server's side is covered end to end.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+/// One scripted answer: a status and a body, or a failed connection.
+pub type Answer = Option<(StatusCode, Value)>;
+
+#[derive(Clone, Default)]
+pub struct ScriptedApi {
+    answers: Arc<Mutex<VecDeque<Answer>>>,
+    requests: Arc<Mutex<Vec<(String, String, Value)>>>,
+}
+
+impl ScriptedApi {
+    pub fn answer(&self, answer: Answer) {
+        self.answers.lock().unwrap().push_back(answer);
+    }
+
+    pub fn requests(&self) -> Vec<(String, String, Value)> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn client(&self) -> kube::Client {
+        let api = self.clone();
+        let service = tower::service_fn(move |request: Request<kube::client::Body>| {
+            let api = api.clone();
+            async move {
+                let method = request.method().to_string();
+                let path = request.uri().path().to_string();
+                let body = http_body_util::BodyExt::collect(request.into_body())
+                    .await?
+                    .to_bytes();
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                api.requests.lock().unwrap().push((method, path, body.clone()));
+                // By default (and for a scripted `accept()`) the server takes the write and returns the
+                // object with a version.
+                let answer = match api.answers.lock().unwrap().pop_front().unwrap_or_else(accept) {
+                    Some((status, Value::Null)) => {
+                        let mut object = body.clone();
+                        object["metadata"]["resourceVersion"] = json!("1");
+                        Some((status, object))
+                    }
+                    other => other,
+                };
+                match answer {
+                    Some((status, body)) => Ok(Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
+                        .unwrap()),
+                    None => Err::<_, Box<dyn std::error::Error + Send + Sync>>("connection reset".into()),
+                }
+            }
+        });
+        kube::Client::new(service, "default")
+    }
+}
+
+pub fn accept() -> Answer {
+    Some((StatusCode::CREATED, Value::Null))
+}
+
+pub fn status(code: u16, reason: &str) -> Answer {
+    let status = StatusCode::from_u16(code).unwrap();
+    Some((
+        status,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": reason}),
+    ))
+}
+
+pub async fn settle(api: &ScriptedApi, requests: usize) {
+    for _ in 0..20_000 {
+        if api.requests().len() >= requests {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Whatever else the writer would do now, let it.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
