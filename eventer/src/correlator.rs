@@ -56,63 +56,70 @@ pub struct Correlated {
     pub skip: bool,
 }
 
-/// A cache key: the fields that make events the same, kept apart.
-pub type Key = Vec<String>;
+/// A cache key: the fields that make events the same, each prefixed with its length so that no two
+/// different field lists make the same key (upstream concatenates them without a separator).
+pub type Key = Vec<u8>;
 
-fn s(value: &Option<String>) -> String {
-    value.clone().unwrap_or_default()
+/// Builds a key from fields, in one allocation.
+pub fn key<'a>(fields: impl IntoIterator<Item = &'a Option<String>> + Clone) -> Key {
+    let size: usize = fields
+        .clone()
+        .into_iter()
+        .map(|f| 4 + f.as_deref().map_or(0, str::len))
+        .sum();
+    let mut key = Vec::with_capacity(size);
+    for field in fields {
+        let field = field.as_deref().unwrap_or_default().as_bytes();
+        key.extend_from_slice(&u32::try_from(field.len()).unwrap_or(u32::MAX).to_le_bytes());
+        key.extend_from_slice(field);
+    }
+    key
 }
 
-fn object_fields(o: &ObjectReference) -> [String; 5] {
-    [
-        s(&o.kind),
-        s(&o.namespace),
-        s(&o.name),
-        s(&o.uid),
-        s(&o.api_version),
-    ]
+const NONE: Option<String> = None;
+
+fn source(e: &Event) -> [&Option<String>; 2] {
+    match &e.source {
+        Some(source) => [&source.component, &source.host],
+        None => [&NONE, &NONE],
+    }
 }
 
-fn source_fields(e: &Event) -> [String; 2] {
-    let source = e.source.clone().unwrap_or_default();
-    [s(&source.component), s(&source.host)]
+fn object(o: &ObjectReference) -> [&Option<String>; 5] {
+    [&o.kind, &o.namespace, &o.name, &o.uid, &o.api_version]
 }
 
 /// `getEventKey`: everything that makes two events the same occurrence.
 pub fn event_key(e: &Event) -> Key {
     let o = &e.involved_object;
-    let mut key: Key = source_fields(e).into();
-    key.extend([
-        s(&o.kind),
-        s(&o.namespace),
-        s(&o.name),
-        s(&o.field_path),
-        s(&o.uid),
-        s(&o.api_version),
-    ]);
-    key.extend([s(&e.type_), s(&e.reason), s(&e.message)]);
-    key
+    let [component, host] = source(e);
+    key([
+        component,
+        host,
+        &o.kind,
+        &o.namespace,
+        &o.name,
+        &o.field_path,
+        &o.uid,
+        &o.api_version,
+        &e.type_,
+        &e.reason,
+        &e.message,
+    ])
 }
 
 /// `EventAggregatorByReasonFunc`: similar events (same but for the message).
 fn aggregate_key(e: &Event) -> Key {
-    let mut key: Key = source_fields(e).into();
-    key.extend(object_fields(&e.involved_object));
-    key.extend([
-        s(&e.type_),
-        s(&e.reason),
-        s(&e.reporting_component),
-        s(&e.reporting_instance),
-    ]);
-    key
+    let fields = source(e).into_iter().chain(object(&e.involved_object));
+    key(fields.chain([&e.type_, &e.reason, &e.reporting_component, &e.reporting_instance]))
 }
 
 /// `getSpamKey`: one bucket per source, object and type.
 pub fn spam_key(e: &Event) -> Key {
-    let mut key: Key = source_fields(e).into();
-    key.extend(object_fields(&e.involved_object));
-    key.push(s(&e.type_));
-    key
+    key(source(e)
+        .into_iter()
+        .chain(object(&e.involved_object))
+        .chain([&e.type_]))
 }
 
 fn time(t: Timestamp) -> Time {
@@ -162,26 +169,33 @@ impl EventCorrelator {
     /// Runs aggregation, dedup and the spam filter on `event`, observed at `now`.
     pub fn correlate(&mut self, event: Event, now: Timestamp) -> Correlated {
         let (event, key) = self.aggregate(event, now);
-        let (event, patch) = self.observe(event, key);
+        let (event, repeat) = self.observe(event, key);
         let skip = !self.accept(&event, now);
+        // The patch is only worth making for a repeat that will be written.
+        let patch = (repeat && !skip).then(|| repeat_patch(&event));
         Correlated { event, patch, skip }
     }
 
     /// `EventAggregator.EventAggregate`.
     fn aggregate(&mut self, event: Event, now: Timestamp) -> (Event, Key) {
         let key = aggregate_key(&event);
-        let window = self.options.max_interval;
-        let record = self
-            .aggregates
-            .get_or_insert_mut(key.clone(), || AggregateRecord {
+        let window =
+            jiff::SignedDuration::try_from(self.options.max_interval).unwrap_or(jiff::SignedDuration::MAX);
+        if !self.aggregates.contains(&key) {
+            let fresh = AggregateRecord {
                 messages: HashSet::new(),
                 last: Timestamp::UNIX_EPOCH,
-            });
-        let window = jiff::SignedDuration::try_from(window).unwrap_or(jiff::SignedDuration::MAX);
+            };
+            self.aggregates.put(key.clone(), fresh);
+        }
+        let record = self.aggregates.get_mut(&key).expect("just made sure it is there");
         if now.duration_since(record.last) > window {
             record.messages.clear();
         }
-        record.messages.insert(s(&event.message));
+        let message = event.message.as_deref().unwrap_or_default();
+        if !record.messages.contains(message) {
+            record.messages.insert(message.to_string());
+        }
         record.last = now;
         if record.messages.len() < self.options.max_events {
             let key = event_key(&event);
@@ -191,7 +205,7 @@ impl EventCorrelator {
         if let Some(any) = record.messages.iter().next().cloned() {
             record.messages.remove(&any);
         }
-        let name = s(&event.involved_object.name);
+        let name = event.involved_object.name.as_deref().unwrap_or_default();
         let aggregated = Event {
             metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                 name: Some(format!("{name}.{:x}", now.as_nanosecond())),
@@ -201,31 +215,31 @@ impl EventCorrelator {
             count: Some(1),
             first_timestamp: Some(time(now)),
             last_timestamp: Some(time(now)),
-            involved_object: event.involved_object.clone(),
-            type_: event.type_.clone(),
-            reason: event.reason.clone(),
-            source: event.source.clone(),
-            message: Some(format!("(combined from similar events): {}", s(&event.message))),
+            message: Some(format!("(combined from similar events): {message}")),
+            involved_object: event.involved_object,
+            type_: event.type_,
+            reason: event.reason,
+            source: event.source,
             ..Default::default()
         };
         (aggregated, key)
     }
 
-    /// `eventLogger.eventObserve`: a repeat takes the cached name and first timestamp, one more count,
-    /// and a patch of what changed.
-    fn observe(&mut self, mut event: Event, key: Key) -> (Event, Option<Value>) {
-        let mut patch = None;
-        if let Some(last) = self.logs.get(&key)
+    /// `eventLogger.eventObserve`: a repeat takes the cached name and first timestamp and one more count.
+    /// Says whether it was a repeat.
+    fn observe(&mut self, mut event: Event, key: Key) -> (Event, bool) {
+        if let Some(last) = self.logs.get_mut(&key)
             && last.count > 0
         {
             event.metadata.name = last.name.clone();
             event.metadata.resource_version = last.resource_version.clone();
             event.first_timestamp = last.first_timestamp.clone();
-            event.count = Some(last.count + 1);
-            patch = Some(repeat_patch(&event));
+            last.count += 1;
+            event.count = Some(last.count);
+            return (event, true);
         }
         self.remember(key, &event);
-        (event, patch)
+        (event, false)
     }
 
     fn remember(&mut self, key: Key, event: &Event) {
@@ -243,15 +257,19 @@ impl EventCorrelator {
     /// `EventSourceObjectSpamFilter.Filter`: a full bucket at first sight, one token per event.
     fn accept(&mut self, event: &Event, now: Timestamp) -> bool {
         let burst = f64::from(self.options.burst);
-        let qps = self.options.qps;
-        let bucket = self
-            .buckets
-            .get_or_insert_mut((self.options.spam_key)(event), || TokenBucket {
-                tokens: burst,
-                last: now,
-            });
+        let key = (self.options.spam_key)(event);
+        if !self.buckets.contains(&key) {
+            self.buckets.put(
+                key.clone(),
+                TokenBucket {
+                    tokens: burst,
+                    last: now,
+                },
+            );
+        }
+        let bucket = self.buckets.get_mut(&key).expect("just made sure it is there");
         let elapsed = now.duration_since(bucket.last).as_secs_f64().max(0.0);
-        bucket.tokens = (bucket.tokens + elapsed * qps).min(burst);
+        bucket.tokens = (bucket.tokens + elapsed * self.options.qps).min(burst);
         bucket.last = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -623,7 +641,7 @@ mod tests {
     fn upstream_spam_filter_cases() {
         fn by_object_and_reason(e: &Event) -> Key {
             let mut key = spam_key(e);
-            key.push(s(&e.reason));
+            key.extend(super::key([&e.reason]));
             key
         }
         let run = |key: fn(&Event) -> Key, new: Event| {
