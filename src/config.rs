@@ -9,6 +9,7 @@
 //! store: redb                      # or etcd://127.0.0.1:2379
 //! compactionIntervalSeconds: 300
 //! eventTTL: 1h
+//! events: {sinks: {…}, routes: […], drop: […]}   # the event shipper, see eventer::shipper::config
 //! ```
 
 use std::net::SocketAddr;
@@ -41,6 +42,9 @@ pub struct ConfigFile {
     /// (kube-apiserver's `--event-ttl`).
     #[serde(rename = "eventTTL")]
     pub event_ttl: Option<String>,
+    /// Shipping events to sinks (see the README); nothing is shipped without it.
+    #[serde(default)]
+    pub events: eventer::shipper::ShipperConfig,
 }
 
 impl ConfigFile {
@@ -82,6 +86,7 @@ impl ConfigFile {
         {
             problems.push(format!("eventTTL: {e}"));
         }
+        problems.extend(self.events.validate());
         problems
     }
 }
@@ -136,6 +141,7 @@ pub struct Settings {
     pub store: StoreSpec,
     pub compaction_interval: Duration,
     pub event_ttl: Duration,
+    pub events: eventer::shipper::ShipperConfig,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -173,6 +179,7 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Settings> {
             (None, Some(text)) => parse_duration(&text).map_err(|e| anyhow::anyhow!("eventTTL: {e}"))?,
             (None, None) => Duration::from_secs(3600),
         },
+        events: file.events,
     })
 }
 

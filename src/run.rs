@@ -69,6 +69,16 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("starting the API server on {}", settings.api_addr))?;
 
+    settings
+        .events
+        .build(eventer::shipper::ShipperContext {
+            client: api.client.clone(),
+            spool_path: settings.data_dir.join("events/shipper.redb"),
+            registry: &mut registry,
+            shutdown: shutdown.clone(),
+        })
+        .context("starting the event shipper")?;
+
     let metrics_listener = tokio::net::TcpListener::bind(settings.metrics_addr)
         .await
         .with_context(|| format!("binding the metrics address {}", settings.metrics_addr))?;

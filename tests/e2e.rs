@@ -14,3 +14,5 @@ mod events;
 mod kubectl;
 #[path = "e2e/reflector.rs"]
 mod reflector;
+#[path = "e2e/shipping.rs"]
+mod shipping;

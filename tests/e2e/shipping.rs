@@ -1,0 +1,396 @@
+//! The event shipper end to end: routes and drop rules, a webhook receiver that is down during a burst,
+//! sinks that fail or hang beside working ones, `kill -9` while shipping, and bad configuration.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use crate::support::{Server, free_port};
+
+/// How a test receiver answers.
+#[derive(Clone, Copy)]
+enum Answer {
+    Accept,
+    Fail,
+    Hang,
+}
+
+#[derive(Clone)]
+struct Received {
+    answer: Answer,
+    bodies: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
+}
+
+/// A webhook receiver on a loopback port, stopped (its port closed) when dropped or stopped.
+struct Receiver {
+    received: Received,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start(port: u16, answer: Answer) -> Receiver {
+        let received = Received {
+            answer,
+            bodies: Arc::default(),
+        };
+        let router = axum::Router::new()
+            .route("/hook", post(receive))
+            .with_state(received.clone());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Receiver { received, task }
+    }
+
+    /// Every record received so far (batches flattened).
+    fn records(&self) -> Vec<Value> {
+        let bodies = self.received.bodies.lock().unwrap();
+        bodies
+            .iter()
+            .flat_map(|(_, body)| match body {
+                Value::Array(items) => items.clone(),
+                other => vec![other.clone()],
+            })
+            .collect()
+    }
+
+    fn requests(&self) -> usize {
+        self.received.bodies.lock().unwrap().len()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn receive(State(received): State<Received>, headers: HeaderMap, body: String) -> StatusCode {
+    match received.answer {
+        Answer::Accept => {
+            let body: Value = serde_json::from_str(&body).expect("the shipper sends JSON");
+            received.bodies.lock().unwrap().push((headers, body));
+            StatusCode::OK
+        }
+        Answer::Fail => StatusCode::INTERNAL_SERVER_ERROR,
+        Answer::Hang => std::future::pending().await,
+    }
+}
+
+/// Creates events named `{prefix}-{i}` with `writers` concurrent clients until `count` are created or a
+/// write fails (the server went away); returns the names the API acknowledged.
+async fn create_events(server: &Server, prefix: &str, count: usize, writers: usize) -> Vec<String> {
+    let http = server.http();
+    let url = format!("{}/api/v1/namespaces/default/events", server.api);
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let (http, url, bearer, prefix) = (http.clone(), url.clone(), server.bearer(), prefix.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut created = Vec::new();
+            for i in (writer..count).step_by(writers) {
+                let name = format!("{prefix}-{i}");
+                let body = event(&name, "Normal", "Burst", &format!("burst event {i}"));
+                match http
+                    .post(&url)
+                    .header("Authorization", &bearer)
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(response) if response.status().as_u16() == 201 => created.push(name),
+                    _ => break,
+                }
+            }
+            created
+        }));
+    }
+    let mut created = Vec::new();
+    for task in tasks {
+        created.extend(task.await.unwrap());
+    }
+    created
+}
+
+fn event(name: &str, type_: &str, reason: &str, message: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": name},
+        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": "web-1", "namespace": "default"},
+        "type": type_, "reason": reason, "message": message,
+        "source": {"component": "e2e"},
+    })
+}
+
+/// The event names in a JSON-lines file (and its rotated siblings), with their delivery ids.
+fn shipped_to_file(path: &Path) -> Vec<(String, String)> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(|line| {
+            let record: Value = serde_json::from_str(line).expect("each line is a JSON record");
+            let name = record["event"]["metadata"]["name"].as_str().unwrap().to_string();
+            (name, record["deliveryId"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+async fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn metric(scrape: &str, name_and_labels: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_down_during_a_burst_gets_every_event_and_no_sink_blocks_another() {
+    const BURST: usize = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (good, broken, hanging) = (free_port(), free_port(), free_port());
+    let audit = dir.path().join("audit/events.jsonl");
+    let warnings = dir.path().join("warnings.jsonl");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"apiVersion: glasshouse/v1alpha1
+events:
+  sinks:
+    good: {{webhook: {{url: "http://127.0.0.1:{good}/hook", maxBatch: 500, bearerToken: s3cret}}}}
+    broken: {{webhook: {{url: "http://127.0.0.1:{broken}/hook"}}}}
+    hanging: {{webhook: {{url: "http://127.0.0.1:{hanging}/hook", timeoutSeconds: 1}}}}
+    audit: {{file: {{path: "{audit}"}}}}
+    warnings: {{file: {{path: "{warnings}"}}}}
+  routes:
+    - sinks: [good, broken, hanging, audit]
+    - match: {{type: Warning, reason: "^Back"}}
+      sinks: [warnings]
+  drop:
+    - {{reason: "^Ignored$"}}
+"#,
+            audit = audit.display(),
+            warnings = warnings.display()
+        ),
+    )
+    .unwrap();
+    let _broken = Receiver::start(broken, Answer::Fail).await;
+    let _hanging = Receiver::start(hanging, Answer::Hang).await;
+    let server = Server::start_in(dir.path(), &["--config", config.to_str().unwrap()]);
+
+    // The good receiver is down for the first 60 s, while the burst happens.
+    let down_since = Instant::now();
+    let mut expected: HashSet<String> = create_events(&server, "burst", BURST, 8)
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(expected.len(), BURST);
+    let http = server.http();
+    let url = format!("{}/api/v1/namespaces/default/events", server.api);
+    for body in [
+        event(
+            "backoff",
+            "Warning",
+            "BackOff",
+            "Back-off restarting failed container",
+        ),
+        event("ignored", "Normal", "Ignored", "dropped by a rule"),
+    ] {
+        let response = http
+            .post(&url)
+            .header("Authorization", server.bearer())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 201);
+    }
+    expected.insert("backoff".into());
+
+    // Meanwhile the file sink gets everything (the failing and hanging webhooks hold up only themselves),
+    // and the route for warnings only the warning.
+    wait_until(Duration::from_secs(60), "the audit file has every event", || {
+        let names: HashSet<String> = shipped_to_file(&audit).into_iter().map(|(n, _)| n).collect();
+        names == expected
+    })
+    .await;
+    let warned: Vec<String> = shipped_to_file(&warnings).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(warned, ["backoff"]);
+
+    tokio::time::sleep(Duration::from_secs(60).saturating_sub(down_since.elapsed())).await;
+    let receiver = Receiver::start(good, Answer::Accept).await;
+    wait_until(Duration::from_secs(60), "the receiver has every event", || {
+        let names: HashSet<String> = receiver
+            .records()
+            .iter()
+            .map(|r| r["event"]["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        names == expected
+    })
+    .await;
+    // Duplicates (at-least-once) carry the delivery id of the same event state.
+    let mut ids: HashMap<String, String> = HashMap::new();
+    for record in receiver.records() {
+        let name = record["event"]["metadata"]["name"].as_str().unwrap().to_string();
+        let id = record["deliveryId"].as_str().unwrap().to_string();
+        assert!(id.ends_with("-1"), "{id}");
+        if let Some(previous) = ids.insert(name.clone(), id.clone()) {
+            assert_eq!(previous, id, "a duplicate of {name} has another delivery id");
+        }
+    }
+    assert!(
+        receiver.requests() <= BURST / 100,
+        "batches: {} requests",
+        receiver.requests()
+    );
+    let headers = &receiver.received.bodies.lock().unwrap()[0].0;
+    assert_eq!(headers["authorization"], "Bearer s3cret");
+
+    let scrape = server.scrape();
+    assert!(
+        metric(&scrape, r#"glasshouse_event_sink_delivered_total{sink="good"}"#) >= expected.len() as f64
+    );
+    assert!(
+        metric(&scrape, r#"glasshouse_event_sink_failed_total{sink="broken"}"#) > 0.0,
+        "{scrape}"
+    );
+    assert!(
+        metric(&scrape, r#"glasshouse_event_sink_failed_total{sink="hanging"}"#) > 0.0,
+        "{scrape}"
+    );
+    assert!(
+        metric(
+            &scrape,
+            r#"glasshouse_event_shipper_unrouted_total{reason="drop_rule"}"#
+        ) >= 1.0,
+        "{scrape}"
+    );
+    assert_eq!(
+        metric(&scrape, r#"glasshouse_event_sink_queue_depth{sink="good"}"#),
+        0.0,
+        "{scrape}"
+    );
+    assert!(
+        metric(&scrape, r#"glasshouse_event_sink_queue_depth{sink="broken"}"#) > 0.0,
+        "{scrape}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_shipping_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = dir.path().join("shipped.jsonl");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: glasshouse/v1alpha1\nevents:\n  sinks: {{out: {{file: {{path: \"{}\"}}}}}}\n  routes: [{{sinks: [out]}}]\n",
+            shipped.display()
+        ),
+    )
+    .unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let mut server = Server::start_in(dir.path(), &args);
+    let creating = {
+        let server_api = (server.api.clone(), server.bearer(), server.http());
+        tokio::spawn(async move {
+            let (api, bearer, http) = server_api;
+            let mut created = Vec::new();
+            for i in 0..1_000_000 {
+                let name = format!("k-{i}");
+                let body = event(&name, "Normal", "Burst", "before and after a kill");
+                let url = format!("{api}/api/v1/namespaces/default/events");
+                match http
+                    .post(&url)
+                    .header("Authorization", &bearer)
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(response) if response.status().as_u16() == 201 => created.push(name),
+                    _ => break,
+                }
+            }
+            created
+        })
+    };
+    // Kill while events are being created and shipped.
+    wait_until(Duration::from_secs(30), "some events are shipped", || {
+        shipped_to_file(&shipped).len() > 200
+    })
+    .await;
+    server.kill9();
+    let acknowledged = creating.await.unwrap();
+    assert!(acknowledged.len() > 200);
+
+    let _server = Server::start_in(dir.path(), &args);
+    wait_until(
+        Duration::from_secs(60),
+        "every acknowledged event is shipped",
+        || {
+            let names: HashSet<String> = shipped_to_file(&shipped).into_iter().map(|(n, _)| n).collect();
+            acknowledged.iter().all(|name| names.contains(name))
+        },
+    )
+    .await;
+}
+
+#[test]
+fn bad_shipping_config_is_refused_at_start_with_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |config: &str| {
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, config).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_glasshouse"))
+            .args(["up", "--data-dir"])
+            .arg(dir.path())
+            .args([
+                "--api-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--config",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "glasshouse started with {config}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = start(
+        r#"apiVersion: glasshouse/v1alpha1
+events:
+  sinks:
+    hook: {webhook: {url: "htp//nowhere"}}
+  routes:
+    - match: {reason: "(unclosed"}
+      sinks: [hook, missing]
+"#,
+    );
+    for problem in [
+        r#"events.sinks.hook.webhook.url: "htp//nowhere" is not a URL"#,
+        r#"events.routes[0].match.reason: "(unclosed" is not a valid regular expression"#,
+        r#"events.routes[0].sinks: no sink is named "missing""#,
+    ] {
+        assert!(stderr.contains(problem), "{problem}\n{stderr}");
+    }
+    let stderr = start("apiVersion: glasshouse/v1alpha1\nevents:\n  sinks: {q: {kafka: {brokers: [x]}}}\n");
+    assert!(
+        stderr.contains("unknown field `kafka`, expected one of `webhook`, `file`, `prometheus`"),
+        "{stderr}"
+    );
+}
