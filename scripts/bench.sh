@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmarks recorded in BENCHMARKS.md, each measuring Glasshouse against its peer in the same run:
-# the store alone (redb against etcd), and the API under load with either store plus idle memory.
+# the store alone (redb against etcd), the event correlator, and the API under load with either store plus
+# idle memory.
 # Starts its own etcd on loopback. Takes a few minutes; results go to stdout (and target/criterion).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,9 @@ install_missing
 start_etcd
 echo "## store throughput (criterion; elements are single-key operations, 64 in flight)"
 cargo bench -p control-plane --features etcd --bench store -- --noplot 2>&1 | grep -E "^store/|time:|thrpt:"
+echo
+echo "## event correlator throughput on one core (criterion; elements are events)"
+taskset -c 0 cargo bench -p eventer --bench correlator -- --noplot 2>&1 | grep -E "^correlator/|time:|thrpt:"
 echo
 echo "## API latency, 50 clients at 500 requests/s in all"
 cargo bench --features etcd --bench api

@@ -198,6 +198,18 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_shipping_example_is_valid() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("apiVersion: glasshouse/v1alpha1\nevents:")
+            .expect("the README shows an events config");
+        let example = &readme[start..start + readme[start..].find("```").unwrap()];
+        let config: ConfigFile = serde_yaml::from_str(example).unwrap();
+        assert_eq!(config.validate(), Vec::<String>::new());
+        assert_eq!(config.events.sinks.len(), 3);
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 /// The `events:` section.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ShipperConfig {
     /// Where events go, by name.
@@ -42,6 +42,18 @@ pub struct ShipperConfig {
     /// Events waiting on disk per sink; more are dropped (and counted). Default: 1,000,000.
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: u64,
+}
+
+impl Default for ShipperConfig {
+    fn default() -> Self {
+        ShipperConfig {
+            sinks: BTreeMap::new(),
+            routes: Vec::new(),
+            drop: Vec::new(),
+            max_retry_age_seconds: default_max_retry_age_seconds(),
+            queue_capacity: default_queue_capacity(),
+        }
+    }
 }
 
 fn default_max_retry_age_seconds() -> u64 {
@@ -137,6 +149,7 @@ pub struct FileConfig {
     pub path: PathBuf,
     /// The file is rotated (to `PATH.1`, `PATH.2`, …) when it would grow past this. Default: 100.
     #[serde(default = "default_max_size_mib")]
+    #[serde(rename = "maxSizeMiB")]
     pub max_size_mib: u64,
     /// Rotated files kept besides the current one. Default: 5.
     #[serde(default = "default_max_files")]
@@ -397,6 +410,13 @@ maxRetryAgeSeconds: 0
             );
         }
         assert_eq!(problems.len(), 14, "{problems:#?}");
+    }
+
+    #[test]
+    fn the_default_is_valid_and_ships_nothing() {
+        let config = ShipperConfig::default();
+        assert!(config.validate().is_empty() && config.sinks.is_empty());
+        assert_eq!(config.queue_capacity, parse("{}").queue_capacity);
     }
 
     #[test]
