@@ -33,14 +33,19 @@ mod tests {
     use crate::store::redb::RedbStore;
     use crate::telemetry::ApiMetrics;
 
-    #[tokio::test]
-    async fn a_reflector_over_the_in_process_client_follows_the_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(RedbStore::open(&dir.path().join("store.redb")).unwrap());
+    /// A client over a real API router on a store in `dir`.
+    async fn served(dir: &std::path::Path) -> kube::Client {
+        let store = Arc::new(RedbStore::open(&dir.join("store.redb")).unwrap());
         let metrics = ApiMetrics::register(&mut prometheus_client::registry::Registry::default());
         let state = ApiState::new(store, metrics, "secret");
         state.objects.ensure_system_namespaces().await.unwrap();
-        let client = super::in_process(router(state), "secret");
+        super::in_process(router(state), "secret")
+    }
+
+    #[tokio::test]
+    async fn a_reflector_over_the_in_process_client_follows_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = served(dir.path()).await;
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
 
         let writer = Writer::<ConfigMap>::default();
@@ -107,17 +112,14 @@ mod tests {
         assert!(matches!(refused, Err(kube::Error::Api(status)) if status.code == 401));
         driver.abort();
     }
+
     #[tokio::test]
     async fn both_event_recorders_write_through_the_real_api() {
         use k8s_openapi::api::core::v1::{Event, ObjectReference};
         use kube::api::ListParams;
 
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(RedbStore::open(&dir.path().join("store.redb")).unwrap());
-        let metrics = ApiMetrics::register(&mut prometheus_client::registry::Registry::default());
-        let state = ApiState::new(store, metrics, "secret");
-        state.objects.ensure_system_namespaces().await.unwrap();
-        let client = super::in_process(router(state), "secret");
+        let client = served(dir.path()).await;
         let shutdown = tokio_util::sync::CancellationToken::new();
         let broadcaster = eventer::BroadcasterConfig::default().start(
             client.clone(),

@@ -415,25 +415,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::testing::{ScriptedApi, accept, settle, status};
-
-    fn pod() -> ObjectReference {
-        ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Pod".into()),
-            namespace: Some("web".into()),
-            name: Some("web-1".into()),
-            uid: Some("uid-1".into()),
-            ..ObjectReference::default()
-        }
-    }
-
-    fn broadcaster(api: &ScriptedApi) -> (Broadcaster, EventerMetrics) {
-        let metrics = EventerMetrics::default();
-        let broadcaster =
-            BroadcasterConfig::default().start(api.client(), metrics.clone(), CancellationToken::new());
-        (broadcaster, metrics)
-    }
+    use crate::testing::{ScriptedApi, accept, broadcaster, pod, settle, status};
 
     #[tokio::test(start_paused = true)]
     async fn a_first_occurrence_is_posted_as_client_go_makes_it() {

@@ -286,23 +286,10 @@ impl SeriesWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::BroadcasterConfig;
-    use crate::testing::{ScriptedApi, settle, status};
-
-    fn pod() -> ObjectReference {
-        ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Pod".into()),
-            namespace: Some("web".into()),
-            name: Some("web-1".into()),
-            uid: Some("uid-1".into()),
-            ..ObjectReference::default()
-        }
-    }
+    use crate::testing::{ScriptedApi, broadcaster, pod, settle, status};
 
     fn recorder(api: &ScriptedApi) -> (EventsRecorder, EventerMetrics) {
-        let metrics = EventerMetrics::default();
-        let b = BroadcasterConfig::default().start(api.client(), metrics.clone(), CancellationToken::new());
+        let (b, metrics) = broadcaster(api);
         (b.events_recorder("kubelet", "node-1"), metrics)
     }
 

@@ -6,7 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
+use k8s_openapi::api::core::v1::ObjectReference;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::telemetry::EventerMetrics;
+use crate::{Broadcaster, BroadcasterConfig};
 
 /// One scripted answer: a status and a body, or a failed connection.
 pub type Answer = Option<(StatusCode, Value)>;
@@ -83,4 +88,24 @@ pub async fn settle(api: &ScriptedApi, requests: usize) {
     }
     // Whatever else the writer would do now, let it.
     tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// The pod most tests record events about.
+pub fn pod() -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        namespace: Some("web".into()),
+        name: Some("web-1".into()),
+        uid: Some("uid-1".into()),
+        ..ObjectReference::default()
+    }
+}
+
+/// A broadcaster with upstream's defaults writing to `api`, and its metrics.
+pub fn broadcaster(api: &ScriptedApi) -> (Broadcaster, EventerMetrics) {
+    let metrics = EventerMetrics::default();
+    let broadcaster =
+        BroadcasterConfig::default().start(api.client(), metrics.clone(), CancellationToken::new());
+    (broadcaster, metrics)
 }

@@ -1,10 +1,9 @@
 //! Events recorded by the platform's own components, read back the way users read them (kubectl get,
 //! field selectors, describe), and the event TTL.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Server, eventually};
+use crate::support::{Server, eventually, refused_start};
 
 fn configmap(name: &str, namespace: &str, owners: &[(&str, &str)]) -> String {
     let mut manifest =
@@ -147,21 +146,6 @@ fn events_expire_one_ttl_after_their_last_write() {
 
 #[test]
 fn a_bad_event_ttl_is_refused_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_glasshouse"))
-        .args(["up", "--data-dir"])
-        .arg(dir.path())
-        .args([
-            "--api-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--event-ttl",
-            "soon",
-        ])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_start(&["--event-ttl", "soon"]);
     assert!(stderr.contains("\"soon\" is not a duration"), "{stderr}");
 }

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use crate::support::{Server, free_port};
+use crate::support::{Server, free_port, refused_start};
 
 /// How a test receiver answers.
 #[derive(Clone, Copy)]
@@ -84,29 +84,54 @@ async fn receive(State(received): State<Received>, headers: HeaderMap, body: Str
     }
 }
 
+/// Where tests create events: the API's events URL, with the token, over a client trusting its CA.
+#[derive(Clone)]
+struct EventsApi {
+    url: String,
+    bearer: String,
+    http: reqwest::Client,
+}
+
+impl EventsApi {
+    fn of(server: &Server) -> Self {
+        let url = format!("{}/api/v1/namespaces/default/events", server.api);
+        EventsApi {
+            url,
+            bearer: server.bearer(),
+            http: server.http(),
+        }
+    }
+
+    /// Creates one event; true when the API acknowledged it.
+    async fn create(&self, body: &Value) -> bool {
+        let response = self
+            .http
+            .post(&self.url)
+            .header("Authorization", &self.bearer)
+            .json(body)
+            .send()
+            .await;
+        matches!(response, Ok(r) if r.status().as_u16() == 201)
+    }
+}
+
 /// Creates events named `{prefix}-{i}` with `writers` concurrent clients until `count` are created or a
 /// write fails (the server went away); returns the names the API acknowledged.
-async fn create_events(server: &Server, prefix: &str, count: usize, writers: usize) -> Vec<String> {
-    let http = server.http();
-    let url = format!("{}/api/v1/namespaces/default/events", server.api);
+async fn create_events(api: EventsApi, prefix: &'static str, count: usize, writers: usize) -> Vec<String> {
     let mut tasks = Vec::new();
     for writer in 0..writers {
-        let (http, url, bearer, prefix) = (http.clone(), url.clone(), server.bearer(), prefix.to_string());
+        let api = api.clone();
         tasks.push(tokio::spawn(async move {
             let mut created = Vec::new();
             for i in (writer..count).step_by(writers) {
                 let name = format!("{prefix}-{i}");
-                let body = event(&name, "Normal", "Burst", &format!("burst event {i}"));
-                match http
-                    .post(&url)
-                    .header("Authorization", &bearer)
-                    .json(&body)
-                    .send()
+                if !api
+                    .create(&event(&name, "Normal", "Burst", &format!("burst event {i}")))
                     .await
                 {
-                    Ok(response) if response.status().as_u16() == 201 => created.push(name),
-                    _ => break,
+                    break;
                 }
+                created.push(name);
             }
             created
         }));
@@ -194,13 +219,12 @@ events:
 
     // The good receiver is down for the first 60 s, while the burst happens.
     let down_since = Instant::now();
-    let mut expected: HashSet<String> = create_events(&server, "burst", BURST, 8)
+    let api = EventsApi::of(&server);
+    let mut expected: HashSet<String> = create_events(api.clone(), "burst", BURST, 8)
         .await
         .into_iter()
         .collect();
     assert_eq!(expected.len(), BURST);
-    let http = server.http();
-    let url = format!("{}/api/v1/namespaces/default/events", server.api);
     for body in [
         event(
             "backoff",
@@ -210,14 +234,7 @@ events:
         ),
         event("ignored", "Normal", "Ignored", "dropped by a rule"),
     ] {
-        let response = http
-            .post(&url)
-            .header("Authorization", server.bearer())
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 201);
+        assert!(api.create(&body).await);
     }
     expected.insert("backoff".into());
 
@@ -305,29 +322,7 @@ async fn kill_9_while_shipping_loses_no_acknowledged_event() {
     .unwrap();
     let args = ["--config", config.to_str().unwrap()];
     let mut server = Server::start_in(dir.path(), &args);
-    let creating = {
-        let server_api = (server.api.clone(), server.bearer(), server.http());
-        tokio::spawn(async move {
-            let (api, bearer, http) = server_api;
-            let mut created = Vec::new();
-            for i in 0..1_000_000 {
-                let name = format!("k-{i}");
-                let body = event(&name, "Normal", "Burst", "before and after a kill");
-                let url = format!("{api}/api/v1/namespaces/default/events");
-                match http
-                    .post(&url)
-                    .header("Authorization", &bearer)
-                    .json(&body)
-                    .send()
-                    .await
-                {
-                    Ok(response) if response.status().as_u16() == 201 => created.push(name),
-                    _ => break,
-                }
-            }
-            created
-        })
-    };
+    let creating = tokio::spawn(create_events(EventsApi::of(&server), "k", 1_000_000, 1));
     // Kill while events are being created and shipped.
     wait_until(Duration::from_secs(30), "some events are shipped", || {
         shipped_to_file(&shipped).len() > 200
@@ -355,21 +350,7 @@ fn bad_shipping_config_is_refused_at_start_with_every_problem() {
     let start = |config: &str| {
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, config).unwrap();
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_glasshouse"))
-            .args(["up", "--data-dir"])
-            .arg(dir.path())
-            .args([
-                "--api-addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-                "--config",
-            ])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(!output.status.success(), "glasshouse started with {config}");
-        String::from_utf8_lossy(&output.stderr).into_owned()
+        refused_start(&["--config", path.to_str().unwrap()])
     };
     let stderr = start(
         r#"apiVersion: glasshouse/v1alpha1

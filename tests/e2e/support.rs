@@ -238,6 +238,25 @@ impl Drop for Server {
     }
 }
 
+/// Runs `glasshouse up` on a fresh data dir with `extra` arguments, expecting it to refuse to start;
+/// returns what it said on stderr.
+pub fn refused_start(extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("a temporary data dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_glasshouse"))
+        .args(["up", "--data-dir"])
+        .arg(dir.path())
+        .args(["--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .args(extra)
+        .output()
+        .expect("the glasshouse binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !output.status.success(),
+        "glasshouse started with {extra:?}: {stderr}"
+    );
+    stderr
+}
+
 /// A loopback port that was free a moment ago, for a server that must come back on the same address.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::record::Record;
 use super::sinks::Sink;
-use super::spool::{Queued, Spool};
+use super::spool::{self, Queued, Spool};
 use crate::telemetry::{
     DeliveryFailed, EventsDelivered, EventsNotShipped, ShipDropReason, ShipperMetrics, SinkQueueDepth,
 };
@@ -32,11 +32,8 @@ pub struct Delivery {
 
 impl Delivery {
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let (spool, name) = (self.spool.clone(), self.name.clone());
-        match tokio::task::spawn_blocking(move || spool.depth(&name))
-            .await
-            .expect("the spool does not panic")
-        {
+        let name = self.name.clone();
+        match spool::blocking(&self.spool, move |spool| spool.depth(&name)).await {
             Ok(depth) => SinkQueueDepth {
                 sink: &self.name,
                 depth,
@@ -131,20 +128,15 @@ impl Delivery {
     }
 
     async fn peek(&self) -> Result<Vec<Queued>, super::ShipperError> {
-        let (spool, name, max) = (self.spool.clone(), self.name.clone(), self.sink.max_batch());
-        tokio::task::spawn_blocking(move || spool.peek(&name, max))
-            .await
-            .expect("the spool does not panic")
+        let (name, max) = (self.name.clone(), self.sink.max_batch());
+        spool::blocking(&self.spool, move |spool| spool.peek(&name, max)).await
     }
 
     /// Removes `done` from the queue; `dropped` says why when they were not delivered.
     async fn ack(&self, done: &[Queued], dropped: Option<ShipDropReason>) {
         let Some(last) = done.last() else { return };
-        let (spool, name, through) = (self.spool.clone(), self.name.clone(), last.seq);
-        match tokio::task::spawn_blocking(move || spool.ack(&name, through))
-            .await
-            .expect("the spool does not panic")
-        {
+        let (name, through) = (self.name.clone(), last.seq);
+        match spool::blocking(&self.spool, move |spool| spool.ack(&name, through)).await {
             Ok(depth) => SinkQueueDepth {
                 sink: &self.name,
                 depth,

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::ShipperError;
 use super::record::Record;
 use super::route::{Router, Unrouted};
-use super::spool::Spool;
+use super::spool::{self, Spool};
 use crate::telemetry::{
     EventsNotShipped, EventsReceived, EventsRelisted, ShipDropReason, ShipperMetrics, SinkQueueDepth,
 };
@@ -48,7 +48,7 @@ enum Next {
 
 impl Source {
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut checkpoint = match self.blocking(|spool| spool.checkpoint()).await {
+        let mut checkpoint = match spool::blocking(&self.spool, |spool| spool.checkpoint()).await {
             Ok(checkpoint) => checkpoint,
             Err(e) => {
                 return tracing::error!(error = %e, "reading the shipper's checkpoint failed; events are not shipped");
@@ -216,9 +216,10 @@ impl Source {
         }
         let sinks = self.sinks.clone();
         let arrived = jiff::Timestamp::now().as_millisecond();
-        let appended = self
-            .blocking(move |spool| spool.append(&sinks, &records, arrived, newest))
-            .await?;
+        let appended = spool::blocking(&self.spool, move |spool| {
+            spool.append(&sinks, &records, arrived, newest)
+        })
+        .await?;
         for (index, result) in appended.iter().enumerate() {
             let sink = &self.sinks[index];
             EventsNotShipped {
@@ -237,16 +238,6 @@ impl Source {
             }
         }
         Ok(())
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Spool) -> Result<T, ShipperError> + Send + 'static,
-    ) -> Result<T, ShipperError> {
-        let spool = self.spool.clone();
-        tokio::task::spawn_blocking(move || f(&spool))
-            .await
-            .expect("the spool does not panic")
     }
 }
 

@@ -4,9 +4,10 @@
 //! so nothing is lost and nothing is taken twice. A sink removes events from its queue only after they
 //! were delivered, so a crash between the two delivers them again (with the same delivery ids).
 //!
-//! Every call blocks on disk; async callers go through `tokio::task::spawn_blocking`.
+//! Every call blocks on disk; async callers go through `blocking`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
@@ -157,6 +158,17 @@ impl Spool {
             Err(e) => Err(spool(e)),
         }
     }
+}
+
+/// Runs `f` on the spool away from the async threads.
+pub async fn blocking<T: Send + 'static>(
+    spool: &Arc<Spool>,
+    f: impl FnOnce(&Spool) -> Result<T, ShipperError> + Send + 'static,
+) -> Result<T, ShipperError> {
+    let spool = spool.clone();
+    tokio::task::spawn_blocking(move || f(&spool))
+        .await
+        .expect("the spool does not panic")
 }
 
 fn spool(e: impl Into<redb::Error>) -> ShipperError {
