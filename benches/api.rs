@@ -7,75 +7,17 @@
 //! (`GLASSHOUSE_TEST_ETCD`, `GLASSHOUSE_TEST_ETCD_PID`); without one only redb is measured.
 //! `GLASSHOUSE_BENCH_SECONDS` sets each phase's length (default 10).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+mod common;
+use common::{Server, rss_kib, start};
+
 const CLIENTS: usize = 50;
 const RATE: f64 = 500.0;
 const LIST_SIZE: usize = 100;
-
-struct Server {
-    child: Child,
-    api: String,
-    token: String,
-    ca: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(extra: &[&str]) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_glasshouse"))
-        .args(["up", "--data-dir"])
-        .arg(dir.path())
-        .args(["--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("glasshouse starts");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut api = None;
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        if let Some(url) = line.strip_prefix("api: ") {
-            api = Some(url.to_string());
-        }
-        if line.starts_with("kubeconfig: ") {
-            break;
-        }
-    }
-    let token = std::fs::read_to_string(dir.path().join("token"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let ca = std::fs::read_to_string(dir.path().join("pki/ca.crt")).unwrap();
-    Server {
-        child,
-        api: api.expect("the api line"),
-        token,
-        ca,
-        _dir: dir,
-    }
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-}
 
 #[derive(Clone, Copy)]
 enum Op {
@@ -215,13 +157,7 @@ async fn run() {
             format!("glasshouse up ({backend} store), idle"),
             rss_kib(server.child.id()),
         ));
-        let ca = reqwest::Certificate::from_pem(server.ca.as_bytes()).unwrap();
-        let http = reqwest::Client::builder()
-            .add_root_certificate(ca)
-            .pool_max_idle_per_host(CLIENTS)
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
+        let http = server.http(CLIENTS);
         prepare(&server, &http).await;
         for op in [Op::Create, Op::Get, Op::List, Op::Update] {
             let phase = run_phase(&server, &http, op, seconds).await;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmarks recorded in BENCHMARKS.md, each measuring Glasshouse against its peer in the same run:
-# the store alone (redb against etcd), the event correlator, and the API under load with either store plus
-# idle memory.
+# the store alone (redb against etcd), the event correlator, the event shipper, and the API under load
+# with either store plus idle memory.
 # Starts its own etcd on loopback. Takes a few minutes; results go to stdout (and target/criterion).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,9 @@ cargo bench -p control-plane --features etcd --bench store -- --noplot 2>&1 | gr
 echo
 echo "## event correlator throughput on one core (criterion; elements are events)"
 taskset -c 0 cargo bench -p eventer --bench correlator -- --noplot 2>&1 | grep -E "^correlator/|time:|thrpt:"
+echo
+echo "## event shipper: events/s to a file and a webhook sink, memory with a sink down"
+cargo bench --bench shipper
 echo
 echo "## API latency, 50 clients at 500 requests/s in all"
 cargo bench --features etcd --bench api

@@ -1,5 +1,6 @@
 //! The event shipper end to end: routes and drop rules, a webhook receiver that is down during a burst,
-//! sinks that fail or hang beside working ones, `kill -9` while shipping, and bad configuration.
+//! sinks that fail, hang or answer garbage beside working ones, `kill -9` while shipping, and bad
+//! configuration.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -70,6 +71,18 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A "receiver" that answers every connection with bytes that are not HTTP, then hangs up.
+async fn garbage_receiver(port: u16) -> tokio::task::JoinHandle<()> {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.write_all(b"\x00\x17garbage, not HTTP\r\n\r\n").await;
+            let _ = stream.shutdown().await;
+        }
+    })
 }
 
 async fn receive(State(received): State<Received>, headers: HeaderMap, body: String) -> StatusCode {
@@ -186,7 +199,7 @@ fn metric(scrape: &str, name_and_labels: &str) -> f64 {
 async fn a_webhook_down_during_a_burst_gets_every_event_and_no_sink_blocks_another() {
     const BURST: usize = 10_000;
     let dir = tempfile::tempdir().unwrap();
-    let (good, broken, hanging) = (free_port(), free_port(), free_port());
+    let (good, broken, hanging, garbage) = (free_port(), free_port(), free_port(), free_port());
     let audit = dir.path().join("audit/events.jsonl");
     let warnings = dir.path().join("warnings.jsonl");
     let config = dir.path().join("config.yaml");
@@ -199,10 +212,11 @@ events:
     good: {{webhook: {{url: "http://127.0.0.1:{good}/hook", maxBatch: 500, bearerToken: s3cret}}}}
     broken: {{webhook: {{url: "http://127.0.0.1:{broken}/hook"}}}}
     hanging: {{webhook: {{url: "http://127.0.0.1:{hanging}/hook", timeoutSeconds: 1}}}}
+    garbage: {{webhook: {{url: "http://127.0.0.1:{garbage}/hook"}}}}
     audit: {{file: {{path: "{audit}"}}}}
     warnings: {{file: {{path: "{warnings}"}}}}
   routes:
-    - sinks: [good, broken, hanging, audit]
+    - sinks: [good, broken, hanging, garbage, audit]
     - match: {{type: Warning, reason: "^Back"}}
       sinks: [warnings]
   drop:
@@ -215,6 +229,7 @@ events:
     .unwrap();
     let _broken = Receiver::start(broken, Answer::Fail).await;
     let _hanging = Receiver::start(hanging, Answer::Hang).await;
+    let garbage_task = garbage_receiver(garbage).await;
     let server = Server::start_in(dir.path(), &["--config", config.to_str().unwrap()]);
 
     // The good receiver is down for the first 60 s, while the burst happens.
@@ -289,6 +304,11 @@ events:
         metric(&scrape, r#"glasshouse_event_sink_failed_total{sink="hanging"}"#) > 0.0,
         "{scrape}"
     );
+    assert!(
+        metric(&scrape, r#"glasshouse_event_sink_failed_total{sink="garbage"}"#) > 0.0,
+        "{scrape}"
+    );
+    garbage_task.abort();
     assert!(
         metric(
             &scrape,

@@ -14,6 +14,10 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use super::ShipperError;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// redb's page cache for the spool. Its default (1 GiB) would let a long outage grow the process by the
+/// size of the backlog; queues are read at their head and appended at their tail, so a small cache
+/// serves them.
+const CACHE_BYTES: usize = 16 << 20;
 const CHECKPOINT: &str = "checkpoint";
 
 fn queue(sink: &str) -> String {
@@ -46,7 +50,10 @@ pub struct Appended {
 impl Spool {
     /// Opens (or creates) the spool at `path`; each sink's queue holds at most `capacity` events.
     pub fn open(path: &Path, capacity: u64) -> Result<Self, ShipperError> {
-        let db = Database::create(path).map_err(|e| ShipperError::Spool(e.into()))?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| ShipperError::Spool(e.into()))?;
         Ok(Spool { db, capacity })
     }
 

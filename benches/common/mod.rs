@@ -1,0 +1,90 @@
+//! What the end-to-end benchmarks share: starting `glasshouse up` (the release build) on loopback and
+//! reading a process's memory. Each benchmark compiles this module on its own and uses part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `glasshouse up`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub api: String,
+    pub token: String,
+    pub ca: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a server on a fresh data dir.
+pub fn start(extra: &[&str]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_in(dir.path(), extra);
+    server._dir = Some(dir);
+    server
+}
+
+/// Starts a server on `data_dir`, which the caller keeps.
+pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_glasshouse"))
+        .args(["up", "--data-dir"])
+        .arg(data_dir)
+        .args(["--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .args(extra)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("glasshouse starts");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut api = None;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("api: ") {
+            api = Some(url.to_string());
+        }
+        if line.starts_with("kubeconfig: ") {
+            break;
+        }
+    }
+    let token = std::fs::read_to_string(data_dir.join("token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let ca = std::fs::read_to_string(data_dir.join("pki/ca.crt")).unwrap();
+    Server {
+        child,
+        api: api.expect("the api line"),
+        token,
+        ca,
+        _dir: None,
+    }
+}
+
+impl Server {
+    /// An HTTPS client that trusts the server's CA and keeps `connections` open.
+    pub fn http(&self, connections: usize) -> reqwest::Client {
+        let ca = reqwest::Certificate::from_pem(self.ca.as_bytes()).unwrap();
+        reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .pool_max_idle_per_host(connections)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+}
+
+/// The resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+}
