@@ -95,8 +95,13 @@ impl EventsRecorder {
         if let Err(mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event)) =
             self.queue.try_send(event)
         {
+            let reason = if self.queue.is_closed() {
+                DropReason::Shutdown
+            } else {
+                DropReason::QueueFull
+            };
             EventDropped {
-                reason: DropReason::QueueFull,
+                reason,
                 event_reason: event.reason.as_deref().unwrap_or_default(),
                 object: regarding.name.as_deref().unwrap_or_default(),
                 error: None,
@@ -122,6 +127,16 @@ fn series_key(event: &Event) -> SeriesKey {
     .to_string()
 }
 
+/// Whether a failed write may go through if tried again: transport trouble, or an AlreadyExists of a
+/// series event whose create went through unseen (then the PATCH will find it).
+fn is_transient(error: &kube::Error, event: &Event) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 409 && event.series.is_some(),
+        kube::Error::BuildRequest(_) => false,
+        _ => true,
+    }
+}
+
 /// The writer task behind every `EventsRecorder` of a broadcaster.
 pub(crate) struct SeriesWriter {
     pub client: kube::Client,
@@ -143,8 +158,18 @@ impl SeriesWriter {
                     Some(event) => self.record(event),
                     None => return,
                 },
-                _ = finish.tick() => self.finish_series(),
-                _ = refresh.tick() => self.cache.values().filter(|e| e.series.is_some()).cloned().collect(),
+                _ = finish.tick() => {
+                    self.finish_series().await;
+                    continue;
+                }
+                _ = refresh.tick() => {
+                    // A heartbeat that fails is not retried: the next one, or the finish, writes the count.
+                    let series: Vec<Event> = self.cache.values().filter(|e| e.series.is_some()).cloned().collect();
+                    for event in series {
+                        let _ = self.write_once(&event).await;
+                    }
+                    continue;
+                }
             };
             for event in work {
                 tokio::select! {
@@ -181,8 +206,9 @@ impl SeriesWriter {
         }
     }
 
-    /// `finishSeries`: series quiet for 6 minutes get a final write; they and old singletons are forgotten.
-    fn finish_series(&mut self) -> Vec<Event> {
+    /// `finishSeries`: a series quiet for 6 minutes gets a final write, one attempt per check, and is
+    /// forgotten once that write is done (or refused); an old singleton is just forgotten.
+    async fn finish_series(&mut self) {
         let cutoff = self.clock.now() - SignedDuration::try_from(FINISH_AFTER).expect("a small duration");
         let observed = |e: &Event| -> Timestamp {
             e.series
@@ -191,17 +217,22 @@ impl SeriesWriter {
                 .or(e.event_time.as_ref())
                 .map_or(Timestamp::UNIX_EPOCH, |t| t.0)
         };
-        let finished: Vec<SeriesKey> = self
+        let finished: Vec<(SeriesKey, Event)> = self
             .cache
             .iter()
             .filter(|(_, e)| observed(e) < cutoff)
-            .map(|(k, _)| k.clone())
+            .map(|(k, e)| (k.clone(), e.clone()))
             .collect();
-        finished
-            .into_iter()
-            .filter_map(|key| self.cache.remove(&key))
-            .filter(|e| e.series.is_some())
-            .collect()
+        for (key, event) in finished {
+            let done = event.series.is_none()
+                || match self.write_once(&event).await {
+                    Ok(()) => true,
+                    Err(error) => !is_transient(&error, &event),
+                };
+            if done {
+                self.cache.remove(&key);
+            }
+        }
     }
 
     /// `recordEvent` with its retries: a series is PATCHed (its `series` only), created when gone.
@@ -210,12 +241,7 @@ impl SeriesWriter {
             let Err(error) = self.write_once(&event).await else {
                 return;
             };
-            let retry = match &error {
-                // A series event created by a write that timed out but went through: try again as a patch.
-                kube::Error::Api(status) => status.code == 409 && event.series.is_some(),
-                kube::Error::BuildRequest(_) => false,
-                _ => true,
-            };
+            let retry = is_transient(&error, &event);
             if !retry || attempt == MAX_TRIES {
                 let reason = if retry {
                     DropReason::RetriesExhausted
@@ -413,7 +439,49 @@ mod tests {
             "assigned",
         );
         settle(&api, 3).await;
+        assert_eq!(api.requests().len(), 3);
         assert!(api.requests().iter().all(|(method, _, _)| method == "POST"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_final_write_that_fails_is_tried_again_at_the_next_check() {
+        let api = ScriptedApi::default();
+        let (recorder, _) = recorder(&api);
+        let record = || {
+            recorder.eventf(
+                &pod(),
+                None,
+                EventType::Warning,
+                "BackOff",
+                "Restarting",
+                "back-off",
+            )
+        };
+        for _ in 0..5 {
+            record();
+        }
+        settle(&api, 2).await;
+        assert_eq!(
+            api.requests().len(),
+            2,
+            "a POST, then a PATCH making it a series; the rest in memory"
+        );
+        // The API is unreachable at the first check after the series went quiet.
+        api.answer(None);
+        tokio::time::advance(Duration::from_secs(6 * 60)).await;
+        settle(&api, 3).await;
+        assert_eq!(api.requests().len(), 3);
+        tokio::time::advance(Duration::from_secs(6 * 60)).await;
+        settle(&api, 4).await;
+        let (method, _, body) = api.requests()[3].clone();
+        assert_eq!(
+            (method.as_str(), &body["series"]["count"]),
+            ("PATCH", &serde_json::json!(5))
+        );
+        // Written: forgotten, so the next occurrence starts a new event.
+        record();
+        settle(&api, 5).await;
+        assert_eq!(api.requests()[4].0, "POST");
     }
 
     fn body_name(body: &serde_json::Value) -> &str {

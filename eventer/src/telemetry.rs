@@ -253,6 +253,8 @@ pub enum ShipDropReason {
     MaxRetryAge,
     /// Its record could not be read back from the queue.
     Corrupt,
+    /// The receiver refused it for good (a 4xx answer other than 408 and 429).
+    Rejected,
 }
 
 impl ShipDropReason {
@@ -263,6 +265,7 @@ impl ShipDropReason {
             ShipDropReason::QueueFull => "queue_full",
             ShipDropReason::MaxRetryAge => "max_retry_age",
             ShipDropReason::Corrupt => "corrupt",
+            ShipDropReason::Rejected => "rejected",
         }
     }
 }
@@ -349,7 +352,7 @@ impl ShipperMetrics {
         );
         registry.register(
             "glasshouse_event_sink_retries",
-            "Deliveries to a sink tried again after a failure.",
+            "Events whose delivery to a sink failed and will be tried again.",
             metrics.retries.clone(),
         );
         registry.register(
@@ -478,6 +481,8 @@ pub struct DeliveryFailed<'a> {
     pub backoff: std::time::Duration,
     /// Failures in a row so far.
     pub failures: u32,
+    /// Events in the failed batch, all to be tried again.
+    pub events: u64,
 }
 
 impl DeliveryFailed<'_> {
@@ -492,7 +497,7 @@ impl DeliveryFailed<'_> {
             sink: self.sink.into(),
         };
         metrics.failed.get_or_create(&labels).inc();
-        metrics.retries.get_or_create(&labels).inc();
+        metrics.retries.get_or_create(&labels).inc_by(self.events);
     }
 }
 

@@ -109,3 +109,51 @@ pub fn broadcaster(api: &ScriptedApi) -> (Broadcaster, EventerMetrics) {
         BroadcasterConfig::default().start(api.client(), metrics.clone(), CancellationToken::new());
     (broadcaster, metrics)
 }
+
+/// A plain HTTP/1.1 receiver on loopback that answers each request with the status `answer` gives for
+/// its JSON body, and keeps the bodies it answered 2xx. Returns its URL.
+pub async fn http_receiver(
+    answer: impl Fn(&Value) -> u16 + Send + Sync + 'static,
+) -> (String, Arc<Mutex<Vec<Value>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let taken: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let (answer, kept) = (Arc::new(answer), taken.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (answer, kept) = (answer.clone(), kept.clone());
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("content-length")
+                    {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                if stream.read_exact(&mut body).await.is_err() {
+                    return;
+                }
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let status = answer(&body);
+                if (200..300).contains(&status) {
+                    kept.lock().unwrap().push(body);
+                }
+                let response =
+                    format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = stream.get_mut().write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (url, taken)
+}

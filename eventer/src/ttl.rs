@@ -19,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::telemetry::{EventExpired, EventerMetrics};
 
+/// Expired events deleted per sweep, at most.
+const DELETES_PER_SWEEP: usize = 1000;
+
 /// The TTL's settings.
 #[derive(Clone, Debug)]
 pub struct EventTtlConfig {
@@ -57,7 +60,12 @@ impl EventTtlConfig {
                     None => return,
                 },
                 _ = sweep.tick() => {
-                    for (key, resource_version) in expiries.expired() {
+                    // A bounded number per sweep, so a backlog (a restart after a long stop) neither
+                    // holds up shutdown nor lets the watch fall behind; the next sweep takes the rest.
+                    for (key, resource_version) in expiries.expired().into_iter().take(DELETES_PER_SWEEP) {
+                        if shutdown.is_cancelled() {
+                            return;
+                        }
                         delete(&client, &key, resource_version, &mut expiries, &metrics).await;
                     }
                 }

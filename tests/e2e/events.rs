@@ -106,16 +106,49 @@ fn a_controllers_events_are_listed_filtered_and_described() {
     );
     assert!(described.contains("garbage-collector-controller"), "{described}");
 
+    // A cluster-scoped object cannot have a namespaced owner: it is reported (in `default`, where events
+    // of cluster-scoped objects go) and otherwise left alone, never deleted.
+    let namespace = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: owned\n  ownerReferences:\n  - apiVersion: v1\n    kind: ConfigMap\n    name: owner\n    uid: {foreign}\n"
+    );
+    server.kubectl_ok_input(&["apply", "-f", "-"], &namespace);
+    let reported = || {
+        server.kubectl_ok(&[
+            "get",
+            "events",
+            "-n",
+            "default",
+            "--field-selector",
+            "involvedObject.name=owned",
+        ])
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || reported()
+            .contains("OwnerRefInvalidNamespace")),
+        "{}",
+        reported()
+    );
+    assert!(
+        reported().contains("does not exist in namespace \"\""),
+        "{}",
+        reported()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        server.kubectl(&["get", "namespace", "owned"]).status.success(),
+        "the namespace stays"
+    );
+
     let metrics = server.scrape();
     assert!(
-        metrics.contains("glasshouse_event_recorder_writes_total{operation=\"create\"} 2"),
+        metrics.contains("glasshouse_event_recorder_writes_total{operation=\"create\"} 3"),
         "{metrics}"
     );
 }
 
 #[test]
 fn events_expire_one_ttl_after_their_last_write() {
-    let server = Server::start_with(&["--event-ttl", "4s"]);
+    let server = Server::start_with(&["--event-ttl", "10s"]);
     let event = |name: &str| {
         format!(
             "apiVersion: v1\nkind: Event\nmetadata:\n  name: {name}\ninvolvedObject:\n  kind: Pod\n  name: web\n  namespace: default\nreason: Started\nmessage: Started container web\ntype: Normal\n"
@@ -126,8 +159,8 @@ fn events_expire_one_ttl_after_their_last_write() {
         &format!("{}---\n{}", event("kept"), event("idle")),
     );
     let created = Instant::now();
-    std::thread::sleep(Duration::from_secs(2));
-    // A write re-arms the whole TTL.
+    std::thread::sleep(Duration::from_secs(5));
+    // A write re-arms the whole TTL: "kept" now lives until 15 s or later, "idle" goes at 10–11 s.
     server.kubectl_ok(&["patch", "event", "kept", "--type=merge", "-p", r#"{"count": 2}"#]);
     let present = |name: &str| server.kubectl(&["get", "event", name]).status.success();
     assert!(

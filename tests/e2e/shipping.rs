@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use crate::support::{Server, free_port, refused_start};
+use crate::support::{Server, refused_start};
 
 /// How a test receiver answers.
 #[derive(Clone, Copy)]
@@ -25,29 +26,38 @@ enum Answer {
 #[derive(Clone)]
 struct Received {
     answer: Answer,
+    /// While false the receiver is down: it answers 503 to everything.
+    up: Arc<AtomicBool>,
     bodies: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
 }
 
-/// A webhook receiver on a loopback port, stopped (its port closed) when dropped or stopped.
+/// A webhook receiver on a loopback port of its own, stopped (its port closed) when dropped.
 struct Receiver {
+    port: u16,
     received: Received,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
-    async fn start(port: u16, answer: Answer) -> Receiver {
+    async fn start(answer: Answer, up: bool) -> Receiver {
         let received = Received {
             answer,
+            up: Arc::new(AtomicBool::new(up)),
             bodies: Arc::default(),
         };
         let router = axum::Router::new()
             .route("/hook", post(receive))
             .with_state(received.clone());
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Receiver { received, task }
+        Receiver { port, received, task }
+    }
+
+    fn come_up(&self) {
+        self.received.up.store(true, Ordering::SeqCst);
     }
 
     /// Every record received so far (batches flattened).
@@ -73,19 +83,25 @@ impl Drop for Receiver {
     }
 }
 
-/// A "receiver" that answers every connection with bytes that are not HTTP, then hangs up.
-async fn garbage_receiver(port: u16) -> tokio::task::JoinHandle<()> {
+/// A "receiver" that answers every connection with bytes that are not HTTP, then hangs up; returns its
+/// port.
+async fn garbage_receiver() -> (u16, tokio::task::JoinHandle<()>) {
     use tokio::io::AsyncWriteExt;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    tokio::spawn(async move {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let _ = stream.write_all(b"\x00\x17garbage, not HTTP\r\n\r\n").await;
             let _ = stream.shutdown().await;
         }
-    })
+    });
+    (port, task)
 }
 
 async fn receive(State(received): State<Received>, headers: HeaderMap, body: String) -> StatusCode {
+    if !received.up.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     match received.answer {
         Answer::Accept => {
             let body: Value = serde_json::from_str(&body).expect("the shipper sends JSON");
@@ -171,7 +187,10 @@ fn shipped_to_file(path: &Path) -> Vec<(String, String)> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
-    text.lines()
+    // A line still being written (no newline yet) is not there yet.
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    complete
+        .lines()
         .map(|line| {
             let record: Value = serde_json::from_str(line).expect("each line is a JSON record");
             let name = record["event"]["metadata"]["name"].as_str().unwrap().to_string();
@@ -188,18 +207,22 @@ async fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> bo
     }
 }
 
-fn metric(scrape: &str, name_and_labels: &str) -> f64 {
+fn metric(scrape: &str, name_and_labels: &str) -> Option<f64> {
     scrape
         .lines()
         .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_down_during_a_burst_gets_every_event_and_no_sink_blocks_another() {
     const BURST: usize = 10_000;
     let dir = tempfile::tempdir().unwrap();
-    let (good, broken, hanging, garbage) = (free_port(), free_port(), free_port(), free_port());
+    // The good receiver is down (503) for the first 60 s, while the burst happens.
+    let receiver = Receiver::start(Answer::Accept, false).await;
+    let broken = Receiver::start(Answer::Fail, true).await;
+    let hanging = Receiver::start(Answer::Hang, true).await;
+    let (garbage, garbage_task) = garbage_receiver().await;
+    let (good, broken_port, hanging_port) = (receiver.port, broken.port, hanging.port);
     let audit = dir.path().join("audit/events.jsonl");
     let warnings = dir.path().join("warnings.jsonl");
     let config = dir.path().join("config.yaml");
@@ -210,8 +233,8 @@ async fn a_webhook_down_during_a_burst_gets_every_event_and_no_sink_blocks_anoth
 events:
   sinks:
     good: {{webhook: {{url: "http://127.0.0.1:{good}/hook", maxBatch: 500, bearerToken: s3cret}}}}
-    broken: {{webhook: {{url: "http://127.0.0.1:{broken}/hook"}}}}
-    hanging: {{webhook: {{url: "http://127.0.0.1:{hanging}/hook", timeoutSeconds: 1}}}}
+    broken: {{webhook: {{url: "http://127.0.0.1:{broken_port}/hook"}}}}
+    hanging: {{webhook: {{url: "http://127.0.0.1:{hanging_port}/hook", timeoutSeconds: 1}}}}
     garbage: {{webhook: {{url: "http://127.0.0.1:{garbage}/hook"}}}}
     audit: {{file: {{path: "{audit}"}}}}
     warnings: {{file: {{path: "{warnings}"}}}}
@@ -227,12 +250,8 @@ events:
         ),
     )
     .unwrap();
-    let _broken = Receiver::start(broken, Answer::Fail).await;
-    let _hanging = Receiver::start(hanging, Answer::Hang).await;
-    let garbage_task = garbage_receiver(garbage).await;
     let server = Server::start_in(dir.path(), &["--config", config.to_str().unwrap()]);
 
-    // The good receiver is down for the first 60 s, while the burst happens.
     let down_since = Instant::now();
     let api = EventsApi::of(&server);
     let mut expected: HashSet<String> = create_events(api.clone(), "burst", BURST, 8)
@@ -264,7 +283,7 @@ events:
     assert_eq!(warned, ["backoff"]);
 
     tokio::time::sleep(Duration::from_secs(60).saturating_sub(down_since.elapsed())).await;
-    let receiver = Receiver::start(good, Answer::Accept).await;
+    receiver.come_up();
     wait_until(Duration::from_secs(60), "the receiver has every event", || {
         let names: HashSet<String> = receiver
             .records()
@@ -294,18 +313,19 @@ events:
 
     let scrape = server.scrape();
     assert!(
-        metric(&scrape, r#"glasshouse_event_sink_delivered_total{sink="good"}"#) >= expected.len() as f64
+        metric(&scrape, r#"glasshouse_event_sink_delivered_total{sink="good"}"#).unwrap()
+            >= expected.len() as f64
     );
     assert!(
-        metric(&scrape, r#"glasshouse_event_sink_failed_total{sink="broken"}"#) > 0.0,
+        metric(&scrape, r#"glasshouse_event_sink_failed_total{sink="broken"}"#).unwrap() > 0.0,
         "{scrape}"
     );
     assert!(
-        metric(&scrape, r#"glasshouse_event_sink_failed_total{sink="hanging"}"#) > 0.0,
+        metric(&scrape, r#"glasshouse_event_sink_failed_total{sink="hanging"}"#).unwrap() > 0.0,
         "{scrape}"
     );
     assert!(
-        metric(&scrape, r#"glasshouse_event_sink_failed_total{sink="garbage"}"#) > 0.0,
+        metric(&scrape, r#"glasshouse_event_sink_failed_total{sink="garbage"}"#).unwrap() > 0.0,
         "{scrape}"
     );
     garbage_task.abort();
@@ -313,55 +333,75 @@ events:
         metric(
             &scrape,
             r#"glasshouse_event_shipper_unrouted_total{reason="drop_rule"}"#
-        ) >= 1.0,
+        )
+        .unwrap()
+            >= 1.0,
         "{scrape}"
     );
     assert_eq!(
         metric(&scrape, r#"glasshouse_event_sink_queue_depth{sink="good"}"#),
-        0.0,
+        Some(0.0),
         "{scrape}"
     );
     assert!(
-        metric(&scrape, r#"glasshouse_event_sink_queue_depth{sink="broken"}"#) > 0.0,
+        metric(&scrape, r#"glasshouse_event_sink_queue_depth{sink="broken"}"#).unwrap() > 0.0,
         "{scrape}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_while_shipping_loses_no_acknowledged_event() {
+async fn kill_9_while_shipping_loses_no_acknowledged_event_and_a_resume_point_gone_is_relisted() {
     let dir = tempfile::tempdir().unwrap();
     let shipped = dir.path().join("shipped.jsonl");
-    let config = dir.path().join("config.yaml");
+    // Compaction every second, so that the shipper's resume point can be compacted away while it is off.
+    let base = "apiVersion: glasshouse/v1alpha1\ncompactionIntervalSeconds: 1\n";
+    let with_shipper = dir.path().join("shipping.yaml");
+    let without = dir.path().join("plain.yaml");
     std::fs::write(
-        &config,
+        &with_shipper,
         format!(
-            "apiVersion: glasshouse/v1alpha1\nevents:\n  sinks: {{out: {{file: {{path: \"{}\"}}}}}}\n  routes: [{{sinks: [out]}}]\n",
+            "{base}events:\n  sinks: {{out: {{file: {{path: \"{}\"}}}}}}\n  routes: [{{sinks: [out]}}]\n",
             shipped.display()
         ),
     )
     .unwrap();
-    let args = ["--config", config.to_str().unwrap()];
-    let mut server = Server::start_in(dir.path(), &args);
+    std::fs::write(&without, base).unwrap();
+    let shipping = ["--config", with_shipper.to_str().unwrap()];
+    let names = || -> HashSet<String> { shipped_to_file(&shipped).into_iter().map(|(n, _)| n).collect() };
+
+    let mut server = Server::start_in(dir.path(), &shipping);
     let creating = tokio::spawn(create_events(EventsApi::of(&server), "k", 1_000_000, 1));
     // Kill while events are being created and shipped.
     wait_until(Duration::from_secs(30), "some events are shipped", || {
-        shipped_to_file(&shipped).len() > 200
+        names().len() > 200
     })
     .await;
     server.kill9();
-    let acknowledged = creating.await.unwrap();
+    let mut acknowledged = creating.await.unwrap();
     assert!(acknowledged.len() > 200);
 
-    let _server = Server::start_in(dir.path(), &args);
+    // Meanwhile, with the shipper off, more events come and the history they are in is compacted.
+    let mut server = Server::start_in(dir.path(), &["--config", without.to_str().unwrap()]);
+    acknowledged.extend(create_events(EventsApi::of(&server), "while-off", 100, 4).await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    server.terminate();
+
+    let server = Server::start_in(dir.path(), &shipping);
     wait_until(
         Duration::from_secs(60),
         "every acknowledged event is shipped",
         || {
-            let names: HashSet<String> = shipped_to_file(&shipped).into_iter().map(|(n, _)| n).collect();
+            let names = names();
             acknowledged.iter().all(|name| names.contains(name))
         },
     )
     .await;
+    let scrape = server.scrape();
+    assert_eq!(
+        metric(&scrape, "glasshouse_event_shipper_relists_total"),
+        Some(1.0),
+        "{scrape}"
+    );
 }
 
 #[test]

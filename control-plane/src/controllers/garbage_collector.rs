@@ -11,8 +11,10 @@
 //! As upstream: events are not collected (they expire by TTL instead, and watching them all would cost
 //! more than everything else together); an owner reference counts only where the owner could own the
 //! dependent (a namespaced owner in the dependent's namespace, or a cluster-scoped owner), and one that
-//! points across namespaces gets an `OwnerRefInvalidNamespace` warning on the dependent; dangling owner
-//! references of an object that still has a live owner are removed.
+//! points across namespaces gets an `OwnerRefInvalidNamespace` warning on the dependent; a namespaced
+//! dependent whose owners are all gone that way is deleted, while a cluster-scoped dependent naming a
+//! namespaced owner (or any owner of a kind not served) is left alone; dangling owner references of an
+//! object that still has a live owner are removed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -180,17 +182,21 @@ impl GarbageCollector {
                 .as_deref()
                 .unwrap_or_default();
             let mut dangling = Vec::new();
+            let mut unresolvable = false;
             for owner in owners {
                 match by_uid.get(owner.uid.as_str()) {
                     Some(found) if can_own(found, node) => continue,
                     Some(_) => self.report_invalid_namespace(node, owner),
                     None => {}
                 }
-                if self.owner_absent(node, owner).await? {
-                    dangling.push(owner);
+                match self.owner(node, owner).await? {
+                    Owner::Present => {}
+                    Owner::Absent => dangling.push(owner),
+                    Owner::Unresolvable => unresolvable = true,
                 }
             }
-            if dangling.is_empty() {
+            // Upstream (since 1.20) leaves an object with an owner it cannot resolve alone entirely.
+            if dangling.is_empty() || unresolvable {
                 continue;
             }
             if dangling.len() == owners.len() {
@@ -208,6 +214,11 @@ impl GarbageCollector {
                 self.set_owners(node, &remaining).await?;
             }
         }
+        // Pairs of objects that are gone will not be reported again.
+        self.reported
+            .lock()
+            .expect("not poisoned")
+            .retain(|(dependent, _)| by_uid.contains_key(dependent.as_str()));
         for node in nodes.iter().filter(|n| n.deleting()) {
             let deps = dependents.get(node.uid()).map(Vec::as_slice).unwrap_or_default();
             if node.has_finalizer(FINALIZER_ORPHAN) {
@@ -228,25 +239,29 @@ impl GarbageCollector {
         Ok(())
     }
 
-    /// Confirms with a live read that `owner` of `node` does not exist where it could own `node` (by name
+    /// Whether `owner` of `node` exists where it could own `node`, confirmed with a live read (by name
     /// and uid).
-    async fn owner_absent(&self, node: &Node<'_>, owner: &OwnerReference) -> Result<bool, kube::Error> {
+    async fn owner(&self, node: &Node<'_>, owner: &OwnerReference) -> Result<Owner, kube::Error> {
         let Some(cache) = self
             .caches
             .iter()
             .find(|c| c.resource.api_version == owner.api_version && c.resource.kind == owner.kind)
         else {
-            // An owner of a kind this server does not serve cannot be checked; leave the dependent be.
-            return Ok(false);
+            // A kind this server does not serve cannot be checked.
+            return Ok(Owner::Unresolvable);
         };
         let api: Api<DynamicObject> = match (&node.object.metadata.namespace, cache.rt.namespaced) {
             (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, &cache.resource),
             (_, false) => Api::all_with(self.client.clone(), &cache.resource),
-            // A namespaced object cannot own a cluster-scoped one.
-            (None, true) => return Ok(true),
+            // A cluster-scoped object naming a namespaced owner: which namespace would it be in?
+            (None, true) => {
+                self.report_invalid_namespace(node, owner);
+                return Ok(Owner::Unresolvable);
+            }
         };
         let live = api.get_opt(&owner.name).await?;
-        Ok(live.is_none_or(|live| live.metadata.uid.as_deref() != Some(owner.uid.as_str())))
+        let present = live.is_some_and(|live| live.metadata.uid.as_deref() == Some(owner.uid.as_str()));
+        Ok(if present { Owner::Present } else { Owner::Absent })
     }
 
     /// Upstream's `reportInvalidNamespaceOwnerRef`, once per dependent and owner.
@@ -339,6 +354,14 @@ impl GarbageCollector {
                 .map(|_| ()),
         )
     }
+}
+
+/// What the live check found of an owner.
+enum Owner {
+    Present,
+    Absent,
+    /// Of a kind this server does not serve, or namespaced while the dependent is cluster-scoped.
+    Unresolvable,
 }
 
 /// Whether `owner` can own `dependent`: a cluster-scoped owner can own anything, a namespaced one only

@@ -36,6 +36,9 @@ pub enum ShipperError {
     /// Reading events from the API failed.
     #[error("reading events: {0}")]
     Api(#[from] kube::Error),
+    /// A blocking spool call did not run (the process is stopping).
+    #[error("event spool call did not complete: {0}")]
+    Stopped(String),
     /// A route's regular expression failed to compile (the configuration was not validated).
     #[error("event routes: {0}")]
     Route(#[from] regex::Error),

@@ -43,7 +43,7 @@ pub struct Source {
 
 enum Next {
     Watch,
-    List(&'static str),
+    List,
 }
 
 impl Source {
@@ -55,45 +55,84 @@ impl Source {
             }
         };
         let mut next = if checkpoint == 0 {
-            Next::List("first start")
+            EventsRelisted {
+                from: 0,
+                why: "first start",
+            }
+            .emit(&self.metrics);
+            Next::List
+        } else if self
+            .store_revision()
+            .await
+            .is_ok_and(|revision| revision < checkpoint)
+        {
+            // A watch from a revision the store has not reached would wait for it in silence.
+            EventsRelisted {
+                from: checkpoint,
+                why: "the store is behind the checkpoint",
+            }
+            .emit(&self.metrics);
+            Next::List
         } else {
             Next::Watch
         };
         loop {
+            let started = tokio::time::Instant::now();
             let result = match next {
-                Next::List(why) => {
-                    EventsRelisted {
-                        from: checkpoint,
-                        why,
-                    }
-                    .emit(&self.metrics);
-                    self.list(checkpoint, &shutdown)
-                        .await
-                        .map(|newest| (newest, Next::Watch))
-                }
+                Next::List => self
+                    .list(checkpoint, &shutdown)
+                    .await
+                    .map(|newest| (newest, Next::Watch)),
                 Next::Watch => self.watch(checkpoint, &shutdown).await,
             };
             if shutdown.is_cancelled() {
                 return;
             }
-            match result {
+            let pause = match result {
+                Ok((newest, Next::List)) => {
+                    EventsRelisted {
+                        from: newest,
+                        why: "the resume point expired",
+                    }
+                    .emit(&self.metrics);
+                    (checkpoint, next) = (newest, Next::List);
+                    false
+                }
                 Ok((newest, then)) => {
-                    checkpoint = newest;
-                    next = then;
+                    // A watch that ends at once having brought nothing (an error line, a stream the
+                    // server closes) is not retried in a busy loop.
+                    let idle = newest == checkpoint && started.elapsed() < RETRY;
+                    (checkpoint, next) = (newest, then);
+                    idle
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "shipping events: reading them from the API failed, retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(RETRY) => {}
-                    }
+                    true
+                }
+            };
+            if pause {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(RETRY) => {}
                 }
             }
         }
     }
 
+    /// The store's current revision, from the cheapest list.
+    async fn store_revision(&self) -> Result<u64, ShipperError> {
+        let api: Api<Event> = Api::all(self.client.clone());
+        let page = api.list(&ListParams::default().limit(1)).await?;
+        Ok(page
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
     /// Lists every event and queues those written after `checkpoint`; returns the list's revision.
-    async fn list(&self, checkpoint: u64, shutdown: &CancellationToken) -> Result<u64, ShipperError> {
+    async fn list(&self, mut checkpoint: u64, shutdown: &CancellationToken) -> Result<u64, ShipperError> {
         let api: Api<Event> = Api::all(self.client.clone());
         let mut params = ListParams::default().limit(LIST_PAGE);
         let mut revision = None;
@@ -102,13 +141,23 @@ impl Source {
                 _ = shutdown.cancelled() => return Ok(checkpoint),
                 page = api.list(&params) => page?,
             };
-            revision.get_or_insert(
+            let revision = *revision.get_or_insert_with(|| {
                 page.metadata
                     .resource_version
                     .as_deref()
                     .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-            );
+                    .unwrap_or(0)
+            });
+            if revision < checkpoint {
+                // The store is behind the resume point (restored, or replaced): everything in it is
+                // news to the sinks.
+                tracing::warn!(
+                    checkpoint,
+                    revision,
+                    "the store is behind the event shipper's checkpoint; shipping every event"
+                );
+                checkpoint = 0;
+            }
             let changed = page
                 .items
                 .into_iter()
@@ -116,7 +165,7 @@ impl Source {
                 .collect();
             let last_page = page.metadata.continue_.as_deref().is_none_or(str::is_empty);
             // The checkpoint moves only with the last page: a list cut short starts over.
-            let newest = last_page.then(|| revision.unwrap_or(checkpoint).max(checkpoint));
+            let newest = last_page.then(|| revision.max(checkpoint));
             self.append(changed, newest).await?;
             if last_page {
                 return Ok(newest.unwrap_or(checkpoint));
@@ -160,7 +209,7 @@ impl Source {
                         newest = newest.max(bookmark.metadata.resource_version.parse().unwrap_or(0))
                     }
                     Ok(WatchEvent::Error(status)) if status.code == 410 => {
-                        then = Some(Next::List("the resume point expired"));
+                        then = Some(Next::List);
                         break;
                     }
                     Ok(WatchEvent::Error(status)) => {

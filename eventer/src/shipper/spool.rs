@@ -115,8 +115,9 @@ impl Spool {
         Ok(appended)
     }
 
-    /// The oldest `max` events of `sink`'s queue.
-    pub fn peek(&self, sink: &str, max: usize) -> Result<Vec<Queued>, ShipperError> {
+    /// The oldest events of `sink`'s queue: at most `max`, and no more than `max_bytes` of records
+    /// unless the first alone is larger.
+    pub fn peek(&self, sink: &str, max: usize, max_bytes: usize) -> Result<Vec<Queued>, ShipperError> {
         let tx = self.db.begin_read().map_err(spool)?;
         let table_name = queue(sink);
         let table = match tx.open_table(TableDefinition::<u64, &[u8]>::new(&table_name)) {
@@ -125,9 +126,14 @@ impl Spool {
             Err(e) => return Err(spool(e)),
         };
         let mut out = Vec::new();
+        let mut bytes = 0;
         for entry in table.iter().map_err(spool)?.take(max) {
             let (key, value) = entry.map_err(spool)?;
             let value = value.value();
+            bytes += value.len();
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
             let Some((arrived, record)) = value.split_first_chunk::<8>() else {
                 continue;
             };
@@ -223,19 +229,19 @@ mod tests {
         }
         let spool = Spool::open(&path, 100).unwrap();
         assert_eq!(spool.checkpoint().unwrap(), 42);
-        let a = spool.peek("a", 10).unwrap();
+        let a = spool.peek("a", 10, usize::MAX).unwrap();
         assert_eq!(
             a.iter().map(|q| q.record.as_slice()).collect::<Vec<_>>(),
             [b"one".as_slice(), b"three"]
         );
         assert_eq!(a[0].arrived_ms, 1_000);
         assert_eq!(spool.ack("a", a[0].seq).unwrap(), 1);
-        assert_eq!(spool.peek("a", 10).unwrap()[0].record, b"three");
+        assert_eq!(spool.peek("a", 10, usize::MAX).unwrap()[0].record, b"three");
         // Sequence numbers keep growing after acks, so order holds.
         spool
             .append(&sinks, &[(b"four".to_vec(), vec![0])], 2_000, None)
             .unwrap();
-        let a = spool.peek("a", 10).unwrap();
+        let a = spool.peek("a", 10, usize::MAX).unwrap();
         assert_eq!(
             a.iter().map(|q| q.record.as_slice()).collect::<Vec<_>>(),
             [b"three".as_slice(), b"four"]
@@ -246,7 +252,10 @@ mod tests {
             42,
             "an append without a checkpoint leaves it"
         );
-        assert!(spool.peek("unknown", 10).unwrap().is_empty());
+        assert!(spool.peek("unknown", 10, usize::MAX).unwrap().is_empty());
+        // A byte budget stops a batch early, but never before its first record.
+        assert_eq!(spool.peek("a", 10, 10).unwrap().len(), 1);
+        assert_eq!(spool.peek("a", 10, 1).unwrap().len(), 1);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! JSON lines in a file, rotated by size (`PATH` → `PATH.1` → … → `PATH.N`, the oldest dropped). A batch
-//! is on disk (fsync) before the delivery succeeds.
+//! is on disk (fsync) before the delivery succeeds. A batch cut short (a full disk, a `kill -9` in the
+//! middle of a write) leaves no partial line behind: it is cut off before the batch is written again.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -27,8 +28,12 @@ impl FileSink {
         if let Some(parent) = config.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&config.path)?;
-        let size = file.metadata()?.len();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&config.path)?;
+        let size = trim_torn_tail(&mut file)?;
         let state = FileState {
             path: config.path.clone(),
             max_size: config.max_size_mib.saturating_mul(1024 * 1024),
@@ -48,9 +53,20 @@ impl FileSink {
             lines.push(b'\n');
         }
         let state = self.state.clone();
-        tokio::task::spawn_blocking(move || state.lock().expect("not poisoned").write(&lines))
-            .await
-            .expect("the file writer does not panic")
+        let path = self
+            .state
+            .lock()
+            .expect("not poisoned")
+            .path
+            .display()
+            .to_string();
+        match tokio::task::spawn_blocking(move || state.lock().expect("not poisoned").write(&lines)).await {
+            Ok(result) => result,
+            Err(e) => Err(SinkError::Io {
+                path,
+                source: std::io::Error::other(e.to_string()),
+            }),
+        }
     }
 }
 
@@ -64,8 +80,11 @@ impl FileState {
         if self.size > 0 && self.size + lines.len() as u64 > self.max_size {
             self.rotate().map_err(io)?;
         }
-        self.file.write_all(lines).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
+        if let Err(e) = self.file.write_all(lines).and_then(|()| self.file.sync_data()) {
+            // Whatever part of the batch got in goes again with the retry: leave no fragment.
+            let _ = self.file.set_len(self.size);
+            return Err(io(e));
+        }
         self.size += lines.len() as u64;
         Ok(())
     }
@@ -92,6 +111,29 @@ impl FileState {
     }
 }
 
+/// Cuts `file` after its last newline (a line without one is a write cut short); returns its length.
+fn trim_torn_tail(file: &mut File) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    let mut end = len;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let buffer = &mut chunk[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(buffer)?;
+        if let Some(newline) = buffer.iter().rposition(|&b| b == b'\n') {
+            end = start + newline as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if end != len {
+        file.set_len(end)?;
+    }
+    Ok(end)
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::Event;
@@ -108,6 +150,32 @@ mod tests {
             message: Some("x".repeat(400)),
             ..Event::default()
         })
+    }
+
+    #[tokio::test]
+    async fn a_line_cut_short_is_removed_before_writing_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, "{\"deliveryId\":\"a-1\"}\n{\"deliveryId\":\"b-1\",\"ev").unwrap();
+        let config = FileConfig {
+            path: path.clone(),
+            max_size_mib: 1,
+            max_files: 1,
+        };
+        let mut sink = FileSink::open(&config).unwrap();
+        sink.deliver(&[record(7)]).await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["deliveryId"].to_string())
+            .collect();
+        assert_eq!(ids, ["\"a-1\"", "\"uid-7-1\""]);
+        // A file holding only a fragment is emptied.
+        std::fs::write(&path, "{\"delivery").unwrap();
+        assert_eq!(
+            trim_torn_tail(&mut OpenOptions::new().read(true).append(true).open(&path).unwrap()).unwrap(),
+            0
+        );
     }
 
     #[tokio::test]

@@ -25,6 +25,14 @@ pub enum SinkError {
     Io { path: String, source: std::io::Error },
 }
 
+impl SinkError {
+    /// Whether trying again cannot help: the receiver refused the request itself (a 4xx other than
+    /// 408 Request Timeout and 429 Too Many Requests).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SinkError::Status { status, .. } if (400..500).contains(status) && *status != 408 && *status != 429)
+    }
+}
+
 pub enum Sink {
     Webhook(webhook::WebhookSink),
     File(file::FileSink),
