@@ -206,7 +206,7 @@ mod tests {
         let example = &readme[start..start + readme[start..].find("```").unwrap()];
         let config: ConfigFile = serde_yaml::from_str(example).unwrap();
         assert_eq!(config.validate(), Vec::<String>::new());
-        assert_eq!(config.events.sinks.len(), 3);
+        assert_eq!(config.events.sinks.len(), 4);
     }
 
     #[test]

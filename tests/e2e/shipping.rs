@@ -431,7 +431,7 @@ events:
     }
     let stderr = start("apiVersion: glasshouse/v1alpha1\nevents:\n  sinks: {q: {kafka: {brokers: [x]}}}\n");
     assert!(
-        stderr.contains("unknown field `kafka`, expected one of `webhook`, `file`, `prometheus`"),
+        stderr.contains("unknown field `kafka`, expected one of `webhook`, `file`, `otlp`, `prometheus`"),
         "{stderr}"
     );
 }

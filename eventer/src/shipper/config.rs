@@ -70,6 +70,7 @@ fn default_queue_capacity() -> u64 {
 pub struct SinkConfig {
     pub webhook: Option<WebhookConfig>,
     pub file: Option<FileConfig>,
+    pub otlp: Option<OtlpConfig>,
     pub prometheus: Option<PrometheusConfig>,
 }
 
@@ -78,6 +79,7 @@ pub struct SinkConfig {
 pub enum SinkKind<'a> {
     Webhook(&'a WebhookConfig),
     File(&'a FileConfig),
+    Otlp(&'a OtlpConfig),
     Prometheus(&'a PrometheusConfig),
 }
 
@@ -87,6 +89,7 @@ impl SinkConfig {
         let kinds: Vec<SinkKind> = [
             self.webhook.as_ref().map(SinkKind::Webhook),
             self.file.as_ref().map(SinkKind::File),
+            self.otlp.as_ref().map(SinkKind::Otlp),
             self.prometheus.as_ref().map(SinkKind::Prometheus),
         ]
         .into_iter()
@@ -94,8 +97,8 @@ impl SinkConfig {
         .collect();
         match kinds.as_slice() {
             [kind] => Ok(*kind),
-            [] => Err("name the sink's kind: webhook, file or prometheus".into()),
-            _ => Err("a sink is one kind: webhook, file or prometheus".into()),
+            [] => Err("name the sink's kind: webhook, file, otlp or prometheus".into()),
+            _ => Err("a sink is one kind: webhook, file, otlp or prometheus".into()),
         }
     }
 }
@@ -164,6 +167,35 @@ fn default_max_files() -> u32 {
     5
 }
 
+/// Exports events as OpenTelemetry log records.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OtlpConfig {
+    /// The collector: `http://HOST:4317` for gRPC, `http://HOST:4318` (`/v1/logs` is added when the URL
+    /// has no path) for HTTP.
+    pub endpoint: String,
+    /// Default: `grpc`.
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+    /// Extra request headers (gRPC metadata).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// How long an export may take. Default: 10.
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    #[default]
+    #[serde(rename = "grpc")]
+    Grpc,
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    #[serde(rename = "http/json")]
+    HttpJson,
+}
+
 /// Counts events in `glasshouse_events_total{type,reason,kind,namespace}` on the metrics endpoint.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -218,6 +250,11 @@ impl ShipperConfig {
                         .validate()
                         .into_iter()
                         .map(|p| format!("events.sinks.{name}.webhook.{p}")),
+                ),
+                Ok(SinkKind::Otlp(otlp)) => problems.extend(
+                    otlp.validate()
+                        .into_iter()
+                        .map(|p| format!("events.sinks.{name}.otlp.{p}")),
                 ),
                 Ok(SinkKind::File(file)) => {
                     if file.path.as_os_str().is_empty() {
@@ -296,30 +333,58 @@ impl MatchConfig {
     }
 }
 
+/// Problems with a URL a sink sends to, whose scheme must be one of `schemes`.
+fn url_problems(field: &str, url: &str, schemes: &[&str]) -> Vec<String> {
+    let wanted = schemes
+        .iter()
+        .map(|s| format!("{s}://"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if !schemes.contains(&parsed.scheme()) => {
+            vec![format!("{field}: {url:?} must be {wanted}")]
+        }
+        Ok(parsed) if parsed.host_str().is_none_or(str::is_empty) => {
+            vec![format!("{field}: {url:?} names no host")]
+        }
+        Ok(_) => vec![],
+        Err(e) => vec![format!("{field}: {url:?} is not a URL: {e}")],
+    }
+}
+
+/// Problems with header names and values.
+fn header_problems(headers: &BTreeMap<String, String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, value) in headers {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.push(format!("headers: {name:?} is not a header name"));
+        }
+        if reqwest::header::HeaderValue::from_str(value).is_err() {
+            problems.push(format!("headers.{name}: not a valid header value"));
+        }
+    }
+    problems
+}
+
+impl OtlpConfig {
+    fn validate(&self) -> Vec<String> {
+        // The exporters here speak plain HTTP/2 and HTTP/1.1: collectors on this host or network.
+        let mut problems = url_problems("endpoint", &self.endpoint, &["http"]);
+        problems.extend(header_problems(&self.headers));
+        if self.timeout_seconds == 0 {
+            problems.push("timeoutSeconds: must be at least 1".into());
+        }
+        problems
+    }
+}
+
 impl WebhookConfig {
     fn validate(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        match reqwest::Url::parse(&self.url) {
-            Ok(url) if !matches!(url.scheme(), "http" | "https") => {
-                problems.push(format!("url: {:?} must be http:// or https://", self.url))
-            }
-            Ok(url) if url.host_str().is_none_or(str::is_empty) => {
-                problems.push(format!("url: {:?} names no host", self.url))
-            }
-            Ok(_) => {}
-            Err(e) => problems.push(format!("url: {:?} is not a URL: {e}", self.url)),
-        }
+        let mut problems = url_problems("url", &self.url, &["http", "https"]);
         if self.bearer_token.is_some() && self.basic_auth.is_some() {
             problems.push("bearerToken and basicAuth: choose one".into());
         }
-        for (name, value) in &self.headers {
-            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                problems.push(format!("headers: {name:?} is not a header name"));
-            }
-            if reqwest::header::HeaderValue::from_str(value).is_err() {
-                problems.push(format!("headers.{name}: not a valid header value"));
-            }
-        }
+        problems.extend(header_problems(&self.headers));
         if let Some(template) = &self.body_template
             && let Err(e) = crate::shipper::sinks::webhook::Template::parse(template)
         {
@@ -378,6 +443,7 @@ sinks:
   garbage: {webhook: {url: "not a url"}}
   both: {file: {path: /x}, prometheus: {}}
   none: {}
+  collector: {otlp: {endpoint: "https://c:4317", protocol: http/json, timeoutSeconds: 0}}
 routes:
   - match: {type: Critical, reason: "(unclosed", message: "[z-a]"}
     sinks: [hook, missing]
@@ -403,13 +469,15 @@ maxRetryAgeSeconds: 0
             "events.maxRetryAgeSeconds: must be at least 1",
             "events.sinks.both: a sink is one kind",
             "events.sinks.none: name the sink's kind",
+            "events.sinks.collector.otlp.endpoint: \"https://c:4317\" must be http://",
+            "events.sinks.collector.otlp.timeoutSeconds: must be at least 1",
         ] {
             assert!(
                 problems.iter().any(|p| p.starts_with(expected)),
                 "{expected}\n{problems:#?}"
             );
         }
-        assert_eq!(problems.len(), 14, "{problems:#?}");
+        assert_eq!(problems.len(), 16, "{problems:#?}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! fails; retrying, batching from the queue and telemetry belong to the delivery loop.
 
 pub mod file;
+pub mod otlp;
 pub mod prometheus;
 pub mod webhook;
 
@@ -20,6 +21,9 @@ pub enum SinkError {
     /// The receiver answered with a status other than 2xx.
     #[error("the receiver answered {status}: {body}")]
     Status { status: u16, body: String },
+    /// The OTLP export failed.
+    #[error("OTLP export failed: {0}")]
+    Otlp(String),
     /// Writing the file failed.
     #[error("writing {path}: {source}")]
     Io { path: String, source: std::io::Error },
@@ -36,6 +40,8 @@ impl SinkError {
 pub enum Sink {
     Webhook(webhook::WebhookSink),
     File(file::FileSink),
+    // Boxed: the exporter is large, and a sink is built once.
+    Otlp(Box<otlp::OtlpSink>),
     Prometheus(prometheus::PrometheusSink),
 }
 
@@ -48,6 +54,7 @@ impl Sink {
         Ok(match config.kind().map_err(invalid)? {
             SinkKind::Webhook(c) => Sink::Webhook(webhook::WebhookSink::new(c).map_err(invalid)?),
             SinkKind::File(c) => Sink::File(file::FileSink::open(c).map_err(|e| invalid(e.to_string()))?),
+            SinkKind::Otlp(c) => Sink::Otlp(Box::new(otlp::OtlpSink::new(c).map_err(invalid)?)),
             SinkKind::Prometheus(c) => Sink::Prometheus(prometheus::PrometheusSink::new(c, registry)),
         })
     }
@@ -56,7 +63,7 @@ impl Sink {
     pub fn max_batch(&self) -> usize {
         match self {
             Sink::Webhook(s) => s.max_batch(),
-            Sink::File(_) | Sink::Prometheus(_) => 1000,
+            Sink::File(_) | Sink::Otlp(_) | Sink::Prometheus(_) => 1000,
         }
     }
 
@@ -64,6 +71,7 @@ impl Sink {
         match self {
             Sink::Webhook(s) => s.deliver(records).await,
             Sink::File(s) => s.deliver(records).await,
+            Sink::Otlp(s) => s.deliver(records).await,
             Sink::Prometheus(s) => {
                 s.deliver(records);
                 Ok(())
