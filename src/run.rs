@@ -76,6 +76,8 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
             spool_path: settings.data_dir.join("events/shipper.redb"),
             registry: &mut registry,
             shutdown: shutdown.clone(),
+            // The log pipeline's index plugs in here when it lands.
+            event_index: None,
         })
         .context("starting the event shipper")?;
 

@@ -431,7 +431,17 @@ events:
     }
     let stderr = start("apiVersion: glasshouse/v1alpha1\nevents:\n  sinks: {q: {kafka: {brokers: [x]}}}\n");
     assert!(
-        stderr.contains("unknown field `kafka`, expected one of `webhook`, `file`, `otlp`, `prometheus`"),
+        stderr.contains(
+            "unknown field `kafka`, expected one of `webhook`, `file`, `otlp`, `prometheus`, `logIndex`"
+        ),
+        "{stderr}"
+    );
+    // The log index sink needs a log pipeline in the process.
+    let stderr = start(
+        "apiVersion: glasshouse/v1alpha1\nevents:\n  sinks: {idx: {logIndex: {}}}\n  routes: [{sinks: [idx]}]\n",
+    );
+    assert!(
+        stderr.contains("event sink \"idx\": this process has no log index to write to"),
         "{stderr}"
     );
 }

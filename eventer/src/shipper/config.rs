@@ -72,6 +72,7 @@ pub struct SinkConfig {
     pub file: Option<FileConfig>,
     pub otlp: Option<OtlpConfig>,
     pub prometheus: Option<PrometheusConfig>,
+    pub log_index: Option<LogIndexConfig>,
 }
 
 /// The kind of a sink, with its settings.
@@ -81,6 +82,7 @@ pub enum SinkKind<'a> {
     File(&'a FileConfig),
     Otlp(&'a OtlpConfig),
     Prometheus(&'a PrometheusConfig),
+    LogIndex(&'a LogIndexConfig),
 }
 
 impl SinkConfig {
@@ -91,14 +93,15 @@ impl SinkConfig {
             self.file.as_ref().map(SinkKind::File),
             self.otlp.as_ref().map(SinkKind::Otlp),
             self.prometheus.as_ref().map(SinkKind::Prometheus),
+            self.log_index.as_ref().map(SinkKind::LogIndex),
         ]
         .into_iter()
         .flatten()
         .collect();
         match kinds.as_slice() {
             [kind] => Ok(*kind),
-            [] => Err("name the sink's kind: webhook, file, otlp or prometheus".into()),
-            _ => Err("a sink is one kind: webhook, file, otlp or prometheus".into()),
+            [] => Err("name the sink's kind: webhook, file, otlp, prometheus or logIndex".into()),
+            _ => Err("a sink is one kind: webhook, file, otlp, prometheus or logIndex".into()),
         }
     }
 }
@@ -166,6 +169,11 @@ fn default_max_size_mib() -> u64 {
 fn default_max_files() -> u32 {
     5
 }
+
+/// Indexes events in the log pipeline's index, beside the logs (where the process has one).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LogIndexConfig {}
 
 /// Exports events as OpenTelemetry log records.
 #[derive(Clone, Debug, Deserialize)]
@@ -264,6 +272,7 @@ impl ShipperConfig {
                         problems.push(format!("events.sinks.{name}.file.maxSizeMiB: must be at least 1"));
                     }
                 }
+                Ok(SinkKind::LogIndex(_)) => {}
                 Ok(SinkKind::Prometheus(p)) => {
                     if p.max_label_values == 0 {
                         problems.push(format!(

@@ -3,7 +3,8 @@
 //!
 //! `source` (watch, resumed from a durable checkpoint) → `route` (drop rules, routes) → `spool` (a
 //! durable queue per sink, appended together with the checkpoint) → `delivery` (one loop per sink:
-//! batches, retries with backoff, maximum retry age) → `sinks` (webhook, JSON-lines file, Prometheus).
+//! batches, retries with backoff, maximum retry age) → `sinks` (webhook, JSON-lines file, OTLP logs,
+//! Prometheus counters, the log index).
 
 pub mod config;
 mod delivery;
@@ -51,6 +52,8 @@ pub struct ShipperContext<'a> {
     pub spool_path: PathBuf,
     pub registry: &'a mut Registry,
     pub shutdown: CancellationToken,
+    /// The log pipeline's index, for `logIndex` sinks (none until the process has a log pipeline).
+    pub event_index: Option<Arc<dyn sinks::index::EventIndex>>,
 }
 
 impl ShipperConfig {
@@ -64,7 +67,12 @@ impl ShipperConfig {
         let router = route::Router::new(self, &names)?;
         let mut sinks = Vec::new();
         for (name, config) in &self.sinks {
-            sinks.push(sinks::Sink::build(name, config, ctx.registry)?);
+            sinks.push(sinks::Sink::build(
+                name,
+                config,
+                ctx.registry,
+                ctx.event_index.as_ref(),
+            )?);
         }
         if let Some(parent) = ctx.spool_path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| ShipperError::Spool(redb::Error::Io(e)))?;

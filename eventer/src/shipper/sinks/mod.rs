@@ -2,9 +2,12 @@
 //! fails; retrying, batching from the queue and telemetry belong to the delivery loop.
 
 pub mod file;
+pub mod index;
 pub mod otlp;
 pub mod prometheus;
 pub mod webhook;
+
+use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
 
@@ -21,6 +24,9 @@ pub enum SinkError {
     /// The receiver answered with a status other than 2xx.
     #[error("the receiver answered {status}: {body}")]
     Status { status: u16, body: String },
+    /// The log index did not take the events.
+    #[error("indexing failed: {0}")]
+    Index(String),
     /// The OTLP export failed.
     #[error("OTLP export failed: {0}")]
     Otlp(String),
@@ -42,11 +48,17 @@ pub enum Sink {
     File(file::FileSink),
     // Boxed: the exporter is large, and a sink is built once.
     Otlp(Box<otlp::OtlpSink>),
+    Index(index::IndexSink),
     Prometheus(prometheus::PrometheusSink),
 }
 
 impl Sink {
-    pub fn build(name: &str, config: &SinkConfig, registry: &mut Registry) -> Result<Sink, ShipperError> {
+    pub fn build(
+        name: &str,
+        config: &SinkConfig,
+        registry: &mut Registry,
+        event_index: Option<&Arc<dyn index::EventIndex>>,
+    ) -> Result<Sink, ShipperError> {
         let invalid = |reason: String| ShipperError::Sink {
             name: name.to_string(),
             reason,
@@ -55,6 +67,10 @@ impl Sink {
             SinkKind::Webhook(c) => Sink::Webhook(webhook::WebhookSink::new(c).map_err(invalid)?),
             SinkKind::File(c) => Sink::File(file::FileSink::open(c).map_err(|e| invalid(e.to_string()))?),
             SinkKind::Otlp(c) => Sink::Otlp(Box::new(otlp::OtlpSink::new(c).map_err(invalid)?)),
+            SinkKind::LogIndex(_) => match event_index {
+                Some(event_index) => Sink::Index(index::IndexSink::new(event_index.clone())),
+                None => return Err(invalid("this process has no log index to write to".into())),
+            },
             SinkKind::Prometheus(c) => Sink::Prometheus(prometheus::PrometheusSink::new(c, registry)),
         })
     }
@@ -63,7 +79,7 @@ impl Sink {
     pub fn max_batch(&self) -> usize {
         match self {
             Sink::Webhook(s) => s.max_batch(),
-            Sink::File(_) | Sink::Otlp(_) | Sink::Prometheus(_) => 1000,
+            Sink::File(_) | Sink::Otlp(_) | Sink::Index(_) | Sink::Prometheus(_) => 1000,
         }
     }
 
@@ -72,6 +88,7 @@ impl Sink {
             Sink::Webhook(s) => s.deliver(records).await,
             Sink::File(s) => s.deliver(records).await,
             Sink::Otlp(s) => s.deliver(records).await,
+            Sink::Index(s) => s.deliver(records).await,
             Sink::Prometheus(s) => {
                 s.deliver(records);
                 Ok(())
