@@ -152,27 +152,59 @@ impl Broadcaster {
     }
 
     fn enqueue(&self, event: Event) {
-        match self.queue.try_send(event) {
-            Ok(()) => QueueDepth(self.depth()).emit(&self.metrics),
-            Err(mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event)) => {
-                let reason = if self.queue.is_closed() {
-                    DropReason::Shutdown
-                } else {
-                    DropReason::QueueFull
-                };
-                EventDropped {
-                    reason,
-                    event_reason: event.reason.as_deref().unwrap_or_default(),
-                    object: event.involved_object.name.as_deref().unwrap_or_default(),
-                    error: None,
-                }
-                .emit(&self.metrics);
-            }
+        let object = event.involved_object.name.clone().unwrap_or_default();
+        if enqueue(&self.queue, event, &object, &self.metrics) {
+            QueueDepth(self.depth()).emit(&self.metrics);
         }
     }
 
     fn depth(&self) -> usize {
         self.queue.max_capacity() - self.queue.capacity()
+    }
+}
+
+/// Hands an event of either flavour to its writer without waiting; a full queue (or one closed at
+/// shutdown) drops it, counted. Says whether it was queued.
+pub(crate) fn enqueue<E: EventReason>(
+    queue: &mpsc::Sender<E>,
+    event: E,
+    object: &str,
+    metrics: &EventerMetrics,
+) -> bool {
+    let Err(mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event)) =
+        queue.try_send(event)
+    else {
+        return true;
+    };
+    let reason = if queue.is_closed() {
+        DropReason::Shutdown
+    } else {
+        DropReason::QueueFull
+    };
+    EventDropped {
+        reason,
+        event_reason: event.reason(),
+        object,
+        error: None,
+    }
+    .emit(metrics);
+    false
+}
+
+/// The reason of an event of either flavour, for the telemetry of one that is dropped.
+pub(crate) trait EventReason {
+    fn reason(&self) -> &str;
+}
+
+impl EventReason for Event {
+    fn reason(&self) -> &str {
+        self.reason.as_deref().unwrap_or_default()
+    }
+}
+
+impl EventReason for k8s_openapi::api::events::v1::Event {
+    fn reason(&self) -> &str {
+        self.reason.as_deref().unwrap_or_default()
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::recorder::{EventType, event_name};
+use crate::recorder::{EventType, enqueue, event_name};
 use crate::telemetry::{
     DropReason, EventDropped, EventWriteRetried, EventWritten, EventerMetrics, WriteOperation,
 };
@@ -92,22 +92,12 @@ impl EventsRecorder {
             type_: Some(type_.as_str().to_string()),
             ..Event::default()
         };
-        if let Err(mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event)) =
-            self.queue.try_send(event)
-        {
-            let reason = if self.queue.is_closed() {
-                DropReason::Shutdown
-            } else {
-                DropReason::QueueFull
-            };
-            EventDropped {
-                reason,
-                event_reason: event.reason.as_deref().unwrap_or_default(),
-                object: regarding.name.as_deref().unwrap_or_default(),
-                error: None,
-            }
-            .emit(&self.metrics);
-        }
+        enqueue(
+            &self.queue,
+            event,
+            regarding.name.as_deref().unwrap_or_default(),
+            &self.metrics,
+        );
     }
 }
 

@@ -16,15 +16,20 @@ pub struct Record {
 impl Record {
     pub fn new(event: Event) -> Self {
         let uid = event.metadata.uid.as_deref().unwrap_or_default();
-        let count = event
-            .series
-            .as_ref()
-            .and_then(|s| s.count)
-            .or(event.count)
-            .unwrap_or(1);
+        let count = occurrences(&event);
         Record {
             delivery_id: format!("{uid}-{count}"),
             event,
         }
     }
+}
+
+/// How many times the event has occurred: its series count, else its count, else once.
+pub fn occurrences(event: &Event) -> i32 {
+    event
+        .series
+        .as_ref()
+        .and_then(|s| s.count)
+        .or(event.count)
+        .unwrap_or(1)
 }

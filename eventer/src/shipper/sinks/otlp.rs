@@ -19,7 +19,7 @@ use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, SdkLogRecord, SdkLogge
 
 use super::SinkError;
 use crate::shipper::config::{OtlpConfig, OtlpProtocol};
-use crate::shipper::record::Record;
+use crate::shipper::record::{Record, occurrences};
 
 pub struct OtlpSink {
     exporter: LogExporter,
@@ -150,12 +150,7 @@ impl OtlpSink {
                 log.add_attribute(Key::from_static_str(key), AnyValue::from(value.clone()));
             }
         }
-        let count = event
-            .series
-            .as_ref()
-            .and_then(|s| s.count)
-            .or(event.count)
-            .unwrap_or(1);
+        let count = occurrences(event);
         log.add_attribute(
             Key::from_static_str("k8s.event.count"),
             AnyValue::Int(i64::from(count)),

@@ -12,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 use crate::shipper::config::PrometheusConfig;
-use crate::shipper::record::Record;
+use crate::shipper::record::{Record, occurrences};
 
 /// Events whose last count is remembered, to count only what a record adds.
 const REMEMBERED: usize = 65_536;
@@ -51,14 +51,7 @@ impl PrometheusSink {
     pub fn deliver(&mut self, records: &[Record]) {
         for record in records {
             let event = &record.event;
-            let count = i64::from(
-                event
-                    .series
-                    .as_ref()
-                    .and_then(|s| s.count)
-                    .or(event.count)
-                    .unwrap_or(1),
-            );
+            let count = i64::from(occurrences(event));
             let uid = event.metadata.uid.clone().unwrap_or_default();
             let before = self.counts.put(uid, count).unwrap_or(0);
             let added = count - before;
