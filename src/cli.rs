@@ -55,6 +55,15 @@ pub struct RunArgs {
     #[arg(long, env = "GLASSHOUSE_EVENT_TTL", value_parser = crate::config::parse_duration)]
     pub event_ttl: Option<Duration>,
 
+    /// The name of this machine's Node (`up` only) [default: the host name, lowercased]
+    #[arg(long, env = "GLASSHOUSE_NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// How long a node may go without renewing its lease before it is marked NotReady and tainted
+    /// (kube-controller-manager's `--node-monitor-grace-period`) [default: 40s]
+    #[arg(long, env = "GLASSHOUSE_NODE_MONITOR_GRACE_PERIOD", value_parser = crate::config::parse_duration)]
+    pub node_monitor_grace_period: Option<Duration>,
+
     /// A YAML configuration file; flags and environment variables override it.
     #[arg(long, env = "GLASSHOUSE_CONFIG")]
     pub config: Option<PathBuf>,

@@ -142,6 +142,8 @@ pub struct Settings {
     pub compaction_interval: Duration,
     pub event_ttl: Duration,
     pub events: eventer::shipper::ShipperConfig,
+    pub node_name: String,
+    pub node_monitor_grace_period: Duration,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -149,6 +151,15 @@ fn default_data_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/lib"));
     home.join(".local/share/glasshouse")
+}
+
+/// The host name, lowercased, as the kubelet names its node.
+fn default_node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_lowercase())
+        .ok()
+        .filter(|h| control_plane::api::validation::dns1123_subdomain_errors(h).is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 pub fn resolve(args: &RunArgs) -> anyhow::Result<Settings> {
@@ -180,6 +191,17 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Settings> {
             (None, None) => Duration::from_secs(3600),
         },
         events: file.events,
+        node_name: match &args.node_name {
+            Some(name) => {
+                let problems = control_plane::api::validation::dns1123_subdomain_errors(name);
+                if !problems.is_empty() {
+                    anyhow::bail!("--node-name {name:?}: {}", problems.join("; "));
+                }
+                name.clone()
+            }
+            None => default_node_name(),
+        },
+        node_monitor_grace_period: args.node_monitor_grace_period.unwrap_or(Duration::from_secs(40)),
     })
 }
 

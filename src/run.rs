@@ -19,7 +19,7 @@ use crate::{config, kubeconfig, logging, pki, store};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// Everything on one machine. The node agent joins this mode when it lands (see the issue tracker).
+    /// Everything on one machine: the control plane and this machine's node agent.
     Up,
     /// The control plane alone.
     Server,
@@ -59,6 +59,11 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
         compaction_interval: settings.compaction_interval,
         tls: Some(pki.server.clone()),
         event_ttl: settings.event_ttl,
+        controllers: control_plane::controllers::ControllersConfig {
+            node_lifecycle: control_plane::controllers::node_lifecycle::NodeLifecycleConfig {
+                grace_period: settings.node_monitor_grace_period,
+            },
+        },
     }
     .build(ApiServerContext {
         store: store.clone(),
@@ -80,6 +85,21 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
             event_index: None,
         })
         .context("starting the event shipper")?;
+
+    if mode == Mode::Up {
+        control_plane::node::NodeAgentConfig {
+            name: settings.node_name.clone(),
+            address: match settings.api_addr.ip() {
+                ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+                ip => ip.to_string(),
+            },
+        }
+        .build(control_plane::node::NodeAgentContext {
+            client: api.client.clone(),
+            events: api.events.clone(),
+            shutdown: shutdown.clone(),
+        });
+    }
 
     let metrics_listener = tokio::net::TcpListener::bind(settings.metrics_addr)
         .await

@@ -12,6 +12,8 @@ mod durability;
 mod events;
 #[path = "e2e/kubectl.rs"]
 mod kubectl;
+#[path = "e2e/nodes.rs"]
+mod nodes;
 #[path = "e2e/otlp.rs"]
 mod otlp;
 #[path = "e2e/reflector.rs"]

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod client;
 pub mod controllers;
+pub mod node;
 pub mod server;
 pub mod store;
 pub mod telemetry;

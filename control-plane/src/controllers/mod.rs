@@ -3,6 +3,7 @@
 
 pub mod garbage_collector;
 pub mod namespace;
+pub mod node_lifecycle;
 
 use kube::core::ApiResource;
 use tokio_util::sync::CancellationToken;
@@ -33,13 +34,31 @@ pub fn api_code(error: &kube::Error) -> Option<u16> {
     }
 }
 
+/// The controllers' settings.
+#[derive(Clone, Debug, Default)]
+pub struct ControllersConfig {
+    pub node_lifecycle: node_lifecycle::NodeLifecycleConfig,
+}
+
 /// Starts every controller, each recording its events under its upstream component name; they stop with
 /// `shutdown`.
-pub fn start(client: kube::Client, events: &eventer::Broadcaster, shutdown: CancellationToken) {
+pub fn start(
+    config: ControllersConfig,
+    client: kube::Client,
+    events: &eventer::Broadcaster,
+    shutdown: CancellationToken,
+) {
     let gc_events = events.recorder(garbage_collector::COMPONENT, None);
     tokio::spawn(garbage_collector::run(
         client.clone(),
         gc_events,
+        shutdown.clone(),
+    ));
+    let node_events = events.recorder(node_lifecycle::COMPONENT, None);
+    tokio::spawn(node_lifecycle::run(
+        config.node_lifecycle,
+        client.clone(),
+        node_events,
         shutdown.clone(),
     ));
     tokio::spawn(namespace::run(client, shutdown));
