@@ -18,5 +18,7 @@ mod nodes;
 mod otlp;
 #[path = "e2e/reflector.rs"]
 mod reflector;
+#[path = "e2e/scheduling.rs"]
+mod scheduling;
 #[path = "e2e/shipping.rs"]
 mod shipping;

@@ -5,6 +5,7 @@ pub mod api;
 pub mod client;
 pub mod controllers;
 pub mod node;
+pub mod scheduler;
 pub mod server;
 pub mod store;
 pub mod telemetry;

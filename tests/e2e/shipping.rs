@@ -361,7 +361,7 @@ async fn kill_9_while_shipping_loses_no_acknowledged_event_and_a_resume_point_go
     std::fs::write(
         &with_shipper,
         format!(
-            "{base}events:\n  sinks: {{out: {{file: {{path: \"{}\"}}}}}}\n  routes: [{{sinks: [out]}}]\n",
+            "{base}events:\n  sinks: {{out: {{file: {{path: \"{}\"}}}}}}\n  routes: [{{sinks: [out]}}]\n  drop: [{{kind: Node}}]\n",
             shipped.display()
         ),
     )
@@ -374,12 +374,13 @@ async fn kill_9_while_shipping_loses_no_acknowledged_event_and_a_resume_point_go
     let creating = tokio::spawn(create_events(EventsApi::of(&server), "k", 1_000_000, 1));
     // Kill while events are being created and shipped.
     wait_until(Duration::from_secs(30), "some events are shipped", || {
-        names().len() > 200
+        names().iter().filter(|n| n.starts_with("k-")).count() > 200
     })
     .await;
     server.kill9();
     let mut acknowledged = creating.await.unwrap();
-    assert!(acknowledged.len() > 200);
+    // One writer, one request in flight: all but at most one shipped event were acknowledged.
+    assert!(acknowledged.len() >= 200, "{}", acknowledged.len());
 
     // Meanwhile, with the shipper off, more events come and the history they are in is compacted.
     let mut server = Server::start_in(dir.path(), &["--config", without.to_str().unwrap()]);

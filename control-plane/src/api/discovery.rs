@@ -194,6 +194,9 @@ fn subresources(
     if r.kind == "Namespace" {
         out.push(("finalize", r.group, r.version, r.kind, &["update"][..]));
     }
+    if r.kind == "Pod" {
+        out.push(("binding", r.group, r.version, "Binding", &["create"][..]));
+    }
     out
 }
 

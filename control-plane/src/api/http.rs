@@ -76,6 +76,7 @@ fn resolve(group: &str, version: &str, segments: &[&str]) -> Result<Target, ApiE
             Subresource::Status => "status",
             Subresource::Scale => "scale",
             Subresource::Finalize => "finalize",
+            Subresource::Binding => "binding",
         };
         Ok((sub, sub_name))
     };
@@ -563,7 +564,7 @@ async fn dispatch(
                 rt, ns, name, sub, ..
             },
             Method::GET,
-        ) if sub != Subresource::Finalize => {
+        ) if !matches!(sub, Subresource::Finalize | Subresource::Binding) => {
             let view = match sub {
                 Subresource::Scale => objects.get_scale(rt, ns.as_deref(), &name).await?,
                 _ => objects.get(rt, ns.as_deref(), &name).await?,
@@ -575,7 +576,7 @@ async fn dispatch(
                 rt, ns, name, sub, ..
             },
             Method::PUT,
-        ) => {
+        ) if sub != Subresource::Binding => {
             let object = decode_body(&content_type, &read_body(body).await?)?;
             let (updated, _) = objects
                 .update(
@@ -594,7 +595,7 @@ async fn dispatch(
                 rt, ns, name, sub, ..
             },
             Method::PATCH,
-        ) if sub != Subresource::Finalize => {
+        ) if !matches!(sub, Subresource::Finalize | Subresource::Binding) => {
             let patch_type = PatchType::from_content_type(&content_type)
                 .ok_or_else(|| ApiError::UnsupportedMediaType(PatchType::ACCEPTED.into()))?;
             let body = read_body(body).await?;
@@ -610,6 +611,30 @@ async fn dispatch(
                 )
                 .await?;
             Ok(json_response(StatusCode::OK, &patched, "application/json"))
+        }
+        (
+            Target::Sub {
+                rt,
+                ns: Some(ns),
+                name,
+                sub: Subresource::Binding,
+                ..
+            },
+            Method::POST,
+        ) => {
+            let binding = decode_body(&content_type, &read_body(body).await?)?;
+            let Some(node) = binding
+                .pointer("/target/name")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+            else {
+                return Err(ApiError::BadRequest(
+                    "a Binding needs target.name, the node to bind to".into(),
+                ));
+            };
+            objects.bind(rt, &ns, &name, node).await?;
+            let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+            Ok(json_response(StatusCode::CREATED, &status, "application/json"))
         }
         (Target::Collection { rt, .. } | Target::Object { rt, .. } | Target::Sub { rt, .. }, method) => {
             Err(not_supported(rt, &method.as_str().to_lowercase()))

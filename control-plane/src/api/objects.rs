@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::conversion;
 use super::defaults;
-use super::error::{ApiError, Cause, OPTIMISTIC_LOCK};
+use super::error::{ApiError, Cause, GroupResource, OPTIMISTIC_LOCK};
 use super::patch::{self, PatchType};
 use super::resources::{self, Generation, ResourceType};
 use super::selectors::{FieldSelector, LabelSelector};
@@ -79,6 +79,8 @@ pub enum Subresource {
     Scale,
     /// Namespaces' `/finalize`: writes `spec.finalizers` only.
     Finalize,
+    /// Pods' `/binding`: assigns the pod to a node (create only).
+    Binding,
 }
 
 impl Subresource {
@@ -87,6 +89,7 @@ impl Subresource {
             "status" if resource.status => Some(Subresource::Status),
             "scale" if resource.scale => Some(Subresource::Scale),
             "finalize" if resource.kind == "Namespace" => Some(Subresource::Finalize),
+            "binding" if resource.kind == "Pod" => Some(Subresource::Binding),
             _ => None,
         }
     }
@@ -603,6 +606,10 @@ impl Objects {
                         desired.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
                     new
                 }
+                // Bindings are created, never updated; the HTTP layer routes them to `bind`.
+                Some(Subresource::Binding) => {
+                    return Err(ApiError::BadRequest("pods/binding is create only".into()));
+                }
                 None => {
                     let desired = self.admit_body(rt, ns, Some(name), desired)?;
                     prepare_update(stored_rt, &old, conversion::to_storage(rt, desired, Some(&old)))
@@ -635,6 +642,67 @@ impl Objects {
                 }
                 Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
                 Err(StoreError::NotFound(_)) if precondition.is_none() => continue,
+                Err(e) => return Err(ApiError::from_store(e, rt.group_resource(), name)),
+            }
+        }
+    }
+
+    /// `pods/binding` (upstream's `BindingREST`): assigns an unassigned pod to `node` and marks it
+    /// scheduled. A pod already assigned, or being deleted, is a conflict.
+    pub async fn bind(&self, rt: &ResourceType, ns: &str, name: &str, node: &str) -> Result<(), ApiError> {
+        let conflict = |detail: String| ApiError::Conflict {
+            resource: GroupResource {
+                group: "",
+                resource: "pods/binding",
+            },
+            name: name.to_string(),
+            detail,
+        };
+        loop {
+            let (mut pod, revision) = self
+                .read(rt, Some(ns), name)
+                .await?
+                .ok_or_else(|| Self::not_found(rt, name))?;
+            if meta(&pod).get("deletionTimestamp").is_some() {
+                return Err(conflict(format!(
+                    "pod {name} is being deleted, cannot be assigned to a host"
+                )));
+            }
+            if let Some(current) = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+            {
+                return Err(conflict(format!(
+                    "pod {name} is already assigned to node {current:?}"
+                )));
+            }
+            pod["spec"]["nodeName"] = json!(node);
+            let scheduled = json!({
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": null,
+                "lastTransitionTime": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            });
+            let status = pod
+                .as_object_mut()
+                .expect("a stored object")
+                .entry("status")
+                .or_insert_with(|| json!({}));
+            let conditions = status
+                .as_object_mut()
+                .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
+            if let Some(Value::Array(conditions)) = conditions {
+                conditions.retain(|c| c["type"] != "PodScheduled");
+                conditions.push(scheduled);
+            }
+            match self
+                .store
+                .update(&rt.key(Some(ns), name), encode(&pod)?, revision)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => continue,
                 Err(e) => return Err(ApiError::from_store(e, rt.group_resource(), name)),
             }
         }

@@ -61,5 +61,14 @@ pub fn start(
         node_events,
         shutdown.clone(),
     ));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let scheduler_events = events.events_recorder(crate::scheduler::NAME, &host);
+    tokio::spawn(crate::scheduler::run(
+        client.clone(),
+        scheduler_events,
+        shutdown.clone(),
+    ));
     tokio::spawn(namespace::run(client, shutdown));
 }
