@@ -18,6 +18,8 @@ mod nodes;
 mod otlp;
 #[path = "e2e/reflector.rs"]
 mod reflector;
+#[path = "e2e/replicasets.rs"]
+mod replicasets;
 #[path = "e2e/scheduling.rs"]
 mod scheduling;
 #[path = "e2e/shipping.rs"]

@@ -4,7 +4,11 @@
 pub mod garbage_collector;
 pub mod namespace;
 pub mod node_lifecycle;
+pub mod replicaset;
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::ApiResource;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +36,49 @@ pub fn api_code(error: &kube::Error) -> Option<u16> {
         kube::Error::Api(status) => Some(status.code),
         _ => None,
     }
+}
+
+/// A `metav1.LabelSelector` as a list query (`app=web,tier in (a,b),!canary`); empty for an empty
+/// selector.
+pub fn selector_query(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for requirement in selector.match_expressions.iter().flatten() {
+        let values = requirement.values.clone().unwrap_or_default().join(",");
+        let key = &requirement.key;
+        parts.push(match requirement.operator.as_str() {
+            "In" => format!("{key} in ({values})"),
+            "NotIn" => format!("{key} notin ({values})"),
+            "Exists" => key.clone(),
+            _ => format!("!{key}"),
+        });
+    }
+    parts.join(",")
+}
+
+/// Whether `labels` satisfy `selector` (an empty selector matches everything here; callers decide what
+/// an empty selector means for them).
+pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let exact = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    exact
+        && selector.match_expressions.iter().flatten().all(|r| {
+            let values = r.values.clone().unwrap_or_default();
+            let value = labels.get(&r.key);
+            match r.operator.as_str() {
+                "In" => value.is_some_and(|v| values.contains(v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                "Exists" => value.is_some(),
+                _ => value.is_none(),
+            }
+        })
 }
 
 /// The controllers' settings.
@@ -70,5 +117,53 @@ pub fn start(
         scheduler_events,
         shutdown.clone(),
     ));
+    let rs_events = events.recorder(replicaset::COMPONENT, None);
+    tokio::spawn(replicaset::run(client.clone(), rs_events, shutdown.clone()));
     tokio::spawn(namespace::run(client, shutdown));
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    use super::*;
+
+    #[test]
+    fn label_selectors_as_queries_and_matches() {
+        let selector = LabelSelector {
+            match_labels: Some(BTreeMap::from([("app".to_string(), "web".to_string())])),
+            match_expressions: Some(vec![
+                LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["a".into(), "b".into()]),
+                },
+                LabelSelectorRequirement {
+                    key: "canary".into(),
+                    operator: "DoesNotExist".into(),
+                    values: None,
+                },
+            ]),
+        };
+        assert_eq!(selector_query(&selector), "app=web,tier in (a,b),!canary");
+        let labels = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(selector_matches(
+            &selector,
+            &labels(&[("app", "web"), ("tier", "a")])
+        ));
+        assert!(!selector_matches(
+            &selector,
+            &labels(&[("app", "web"), ("tier", "c")])
+        ));
+        assert!(!selector_matches(
+            &selector,
+            &labels(&[("app", "web"), ("tier", "a"), ("canary", "1")])
+        ));
+        assert_eq!(selector_query(&LabelSelector::default()), "");
+    }
 }

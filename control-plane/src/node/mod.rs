@@ -1,7 +1,9 @@
 //! The node agent (the kubelet's role). This part registers the node and keeps it alive: it creates (or
 //! updates) its Node with the machine's capacity, addresses, system info and conditions, renews its
 //! Lease in `kube-node-lease` every 10 s, and reports its status again every 5 minutes, as the kubelet
-//! does (`nodeLeaseDurationSeconds` 40, `nodeStatusReportFrequency` 5m). Running pods lands next.
+//! does (`nodeLeaseDurationSeconds` 40, `nodeStatusReportFrequency` 5m). Of the pods bound to the node
+//! it so far only finishes their deletion (as the kubelet does once their containers stopped: none run
+//! yet); running them lands next.
 
 pub mod host;
 
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use eventer::Recorder;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeStatus, ObjectReference};
+use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeStatus, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -82,6 +84,11 @@ impl Agent {
             }
         };
         tracing::info!(node = %self.config.name, "node registered");
+        tokio::spawn(finish_deletions(
+            self.client.clone(),
+            self.config.name.clone(),
+            shutdown.clone(),
+        ));
         let mut renew = tokio::time::interval(RENEW_EVERY);
         let mut report = tokio::time::interval(REPORT_EVERY);
         report.tick().await;
@@ -266,6 +273,52 @@ impl Agent {
             name: Some(self.config.name.clone()),
             uid: Some(self.config.name.clone()),
             ..ObjectReference::default()
+        }
+    }
+}
+
+/// Completes the graceful deletion of pods bound to this node: the kubelet's final delete (grace 0,
+/// guarded by the pod's uid) once nothing of the pod runs here.
+async fn finish_deletions(client: kube::Client, node: String, shutdown: CancellationToken) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+
+    let pods: Api<Pod> = Api::all(client.clone());
+    let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+    let mut stream = std::pin::pin!(watcher(pods, config).default_backoff().applied_objects());
+    loop {
+        let pod = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            pod = stream.next() => match pod {
+                Some(Ok(pod)) => pod,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "node pod watch error");
+                    continue;
+                }
+                None => return,
+            },
+        };
+        if pod.metadata.deletion_timestamp.is_none() {
+            continue;
+        }
+        let (Some(namespace), Some(name)) = (pod.metadata.namespace.clone(), pod.metadata.name.clone())
+        else {
+            continue;
+        };
+        let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+        let params = kube::api::DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(kube::api::Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..kube::api::DeleteParams::default()
+        };
+        match api.delete(&name, &params).await {
+            Err(e) if !matches!(api_code(&e), Some(404 | 409)) => {
+                tracing::warn!(pod = %name, namespace = %namespace, error = %e, "finishing a pod's deletion failed")
+            }
+            _ => {}
         }
     }
 }
