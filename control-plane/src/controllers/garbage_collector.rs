@@ -21,7 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventer::Recorder;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
@@ -32,7 +31,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{api_code, api_resource, stored_types};
+use super::{api_code, api_resource, drive_reflector, stored_types};
 use crate::api::objects::{FINALIZER_FOREGROUND, FINALIZER_ORPHAN};
 use crate::api::resources::ResourceType;
 
@@ -66,22 +65,8 @@ pub async fn run(client: kube::Client, recorder: Recorder, shutdown: Cancellatio
             .default_backoff()
             .reflect(writer);
         let changed = changed.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            loop {
-                let event = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    event = stream.next() => event,
-                };
-                match event {
-                    Some(Ok(_)) => changed.notify_one(),
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, resource = %rt.plural, "garbage collector watch error")
-                    }
-                    None => return,
-                }
-            }
+        drive_reflector(stream, shutdown.clone(), "garbage collector", move |_| {
+            changed.notify_one()
         });
     }
     for cache in &caches {

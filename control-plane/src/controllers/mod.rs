@@ -81,6 +81,36 @@ pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, Stri
         })
 }
 
+/// Drives a reflector's watch stream in a task of its own until `shutdown`, calling `on_event` for every
+/// change it brings (the caller's cue to look at its caches again).
+pub fn drive_reflector<K, S>(
+    stream: S,
+    shutdown: CancellationToken,
+    who: &'static str,
+    mut on_event: impl FnMut(&kube::runtime::watcher::Event<K>) + Send + 'static,
+) where
+    K: Send + 'static,
+    S: futures::Stream<Item = Result<kube::runtime::watcher::Event<K>, kube::runtime::watcher::Error>>
+        + Send
+        + 'static,
+{
+    use futures::StreamExt;
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                event = stream.next() => event,
+            };
+            match event {
+                Some(Ok(event)) => on_event(&event),
+                Some(Err(e)) => tracing::debug!(error = %e, who, "watch error"),
+                None => return,
+            }
+        }
+    });
+}
+
 /// The controllers' settings.
 #[derive(Clone, Debug, Default)]
 pub struct ControllersConfig {

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use eventer::{EventType, EventsRecorder};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{Store, store::Writer};
@@ -27,7 +26,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::controllers::api_code;
+use crate::controllers::{api_code, drive_reflector};
 use fit::Requests;
 
 /// The scheduler's name (pods name it in `spec.schedulerName`) and event reporting controller.
@@ -105,25 +104,11 @@ where
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .reflect(writer);
-    let shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            let event = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                event = stream.next() => event,
-            };
-            match event {
-                Some(Ok(event)) => {
-                    if helps(&event) {
-                        cluster.fetch_add(1, Ordering::Relaxed);
-                    }
-                    changed.notify_one();
-                }
-                Some(Err(e)) => tracing::debug!(error = %e, "scheduler watch error"),
-                None => return,
-            }
+    drive_reflector(stream, shutdown.clone(), "scheduler", move |event| {
+        if helps(event) {
+            cluster.fetch_add(1, Ordering::Relaxed);
         }
+        changed.notify_one();
     });
     store
 }
