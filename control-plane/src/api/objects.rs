@@ -967,8 +967,19 @@ fn prepare_update(rt: &ResourceType, old: &Value, mut new: Value) -> Value {
 }
 
 /// A status write: everything but `status` stays as stored (upstream `ResetObjectMetaForStatus`).
+/// A status write: the status of `desired` on `old`, and its annotations too (upstream's status
+/// strategies keep metadata from the request for Deployments and Pods; the Deployment controller
+/// records revisions this way, without bumping the generation).
 fn with_status_of(old: &Value, desired: Value) -> Value {
     let mut new = old.clone();
+    match desired.pointer("/metadata/annotations") {
+        Some(annotations) => new["metadata"]["annotations"] = annotations.clone(),
+        None => {
+            if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("annotations");
+            }
+        }
+    }
     match desired.get("status") {
         Some(status) => new["status"] = status.clone(),
         None => {

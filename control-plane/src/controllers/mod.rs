@@ -1,6 +1,7 @@
 //! The controllers of the control plane (kube-controller-manager's role). Each talks to the API through a
 //! `kube::Client`, exactly as it would to a real cluster.
 
+pub mod deployment;
 pub mod garbage_collector;
 pub mod namespace;
 pub mod node_lifecycle;
@@ -145,6 +146,12 @@ pub fn start(
     tokio::spawn(crate::scheduler::run(
         client.clone(),
         scheduler_events,
+        shutdown.clone(),
+    ));
+    let deployment_events = events.recorder(deployment::COMPONENT, None);
+    tokio::spawn(deployment::run(
+        client.clone(),
+        deployment_events,
         shutdown.clone(),
     ));
     let rs_events = events.recorder(replicaset::COMPONENT, None);
