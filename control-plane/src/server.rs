@@ -86,7 +86,14 @@ impl ApiServerConfig {
         });
         let ttl = eventer::ttl::EventTtlConfig { ttl: self.event_ttl };
         tokio::spawn(ttl.run(client.clone(), events.metrics(), ctx.shutdown.clone()));
-        crate::controllers::start(self.controllers, client.clone(), &events, ctx.shutdown.clone());
+        let controller_metrics = crate::telemetry::ControllerMetrics::register(ctx.registry);
+        crate::controllers::start(
+            self.controllers,
+            client.clone(),
+            &events,
+            controller_metrics,
+            ctx.shutdown.clone(),
+        );
         let task = tokio::spawn(serve(listener, router.clone(), self.tls, ctx.shutdown));
         Ok(ApiServer {
             addr,

@@ -218,3 +218,127 @@ impl Drop for WatchGuard {
         tracing::debug!("watch ended");
     }
 }
+
+/// Reconcile and scheduling latency buckets, seconds (controller-runtime's).
+const RECONCILE_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    pub controller: &'static str,
+    /// `success` or `error`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabel {
+    pub controller: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScheduleLabels {
+    /// `scheduled`, `unschedulable` or `error` (kube-scheduler's).
+    pub result: &'static str,
+    pub profile: &'static str,
+}
+
+/// The controllers' and the scheduler's metric families, in controller-runtime's and kube-scheduler's
+/// names.
+#[derive(Clone)]
+pub struct ControllerMetrics {
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_time: Family<ControllerLabel, Histogram, fn() -> Histogram>,
+    attempts: Family<ScheduleLabels, Counter>,
+    attempt_time: Family<ScheduleLabels, Histogram, fn() -> Histogram>,
+}
+
+impl ControllerMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = ControllerMetrics {
+            reconciles: Family::default(),
+            reconcile_time: Family::new_with_constructor(|| Histogram::new(RECONCILE_BUCKETS)),
+            attempts: Family::default(),
+            attempt_time: Family::new_with_constructor(|| Histogram::new(RECONCILE_BUCKETS)),
+        };
+        registry.register(
+            "controller_runtime_reconcile",
+            "Total number of reconciliations per controller.",
+            metrics.reconciles.clone(),
+        );
+        registry.register(
+            "controller_runtime_reconcile_time_seconds",
+            "Length of time per reconciliation per controller.",
+            metrics.reconcile_time.clone(),
+        );
+        registry.register(
+            "scheduler_schedule_attempts",
+            "Number of attempts to schedule pods, by the result.",
+            metrics.attempts.clone(),
+        );
+        registry.register(
+            "scheduler_scheduling_attempt_duration_seconds",
+            "Scheduling attempt latency in seconds (scheduling algorithm + binding).",
+            metrics.attempt_time.clone(),
+        );
+        metrics
+    }
+}
+
+/// A controller finished reconciling one object (or one pass).
+pub struct ReconcileFinished<'a> {
+    pub controller: &'static str,
+    pub elapsed: Duration,
+    pub error: Option<&'a dyn std::fmt::Display>,
+}
+
+impl ReconcileFinished<'_> {
+    pub fn emit(&self, metrics: &ControllerMetrics) {
+        let result = if self.error.is_some() { "error" } else { "success" };
+        if let Some(error) = self.error {
+            tracing::debug!(controller = self.controller, error = %error, "reconcile failed");
+        }
+        metrics
+            .reconciles
+            .get_or_create(&ReconcileLabels {
+                controller: self.controller,
+                result,
+            })
+            .inc();
+        let labels = ControllerLabel {
+            controller: self.controller,
+        };
+        metrics
+            .reconcile_time
+            .get_or_create(&labels)
+            .observe(self.elapsed.as_secs_f64());
+    }
+}
+
+/// The scheduler tried to place a pod.
+pub struct SchedulingAttempted<'a> {
+    /// `scheduled`, `unschedulable` or `error`.
+    pub result: &'static str,
+    pub pod: &'a str,
+    pub elapsed: Duration,
+}
+
+impl SchedulingAttempted<'_> {
+    pub fn emit(&self, metrics: &ControllerMetrics) {
+        tracing::debug!(
+            pod = self.pod,
+            result = self.result,
+            elapsed_ms = self.elapsed.as_secs_f64() * 1000.0,
+            "scheduling attempt"
+        );
+        let labels = ScheduleLabels {
+            result: self.result,
+            profile: crate::scheduler::NAME,
+        };
+        metrics.attempts.get_or_create(&labels).inc();
+        metrics
+            .attempt_time
+            .get_or_create(&labels)
+            .observe(self.elapsed.as_secs_f64());
+    }
+}

@@ -85,6 +85,16 @@ fn a_replicaset_keeps_its_replicas_and_says_so() {
         "{}",
         bound()
     );
+    // The controllers' own telemetry, in controller-runtime's names.
+    let metrics = server.scrape();
+    for expected in [
+        r#"controller_runtime_reconcile_total{controller="replicaset",result="success"}"#,
+        r#"controller_runtime_reconcile_time_seconds_count{controller="replicaset"}"#,
+        r#"controller_runtime_reconcile_total{controller="garbagecollector",result="success"}"#,
+        r#"controller_runtime_reconcile_total{controller="nodelifecycle",result="success"}"#,
+    ] {
+        assert!(metrics.contains(expected), "{expected}\n{metrics}");
+    }
     // Deleting the set takes its pods with it.
     server.kubectl_ok(&["delete", "rs", "web"]);
     assert!(

@@ -85,6 +85,15 @@ async fn pending_pods_are_bound_to_a_node_that_fits_or_told_why_not() {
     );
     assert_eq!(node_of("huge"), "");
 
+    let metrics = server.scrape();
+    for expected in [
+        r#"scheduler_schedule_attempts_total{result="scheduled",profile="default-scheduler"}"#,
+        r#"scheduler_schedule_attempts_total{result="unschedulable",profile="default-scheduler"}"#,
+        r#"scheduler_scheduling_attempt_duration_seconds_count{result="scheduled",profile="default-scheduler"}"#,
+    ] {
+        assert!(metrics.contains(expected), "{expected}\n{metrics}");
+    }
+
     // A pod is bound once: a second binding is a conflict with upstream's text.
     let response = server
         .http()

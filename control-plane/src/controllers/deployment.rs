@@ -48,14 +48,23 @@ pub enum DeploymentError {
     Api(#[from] kube::Error),
 }
 
-pub async fn run(client: kube::Client, recorder: Recorder, shutdown: CancellationToken) {
+pub async fn run(
+    client: kube::Client,
+    recorder: Recorder,
+    metrics: crate::telemetry::ControllerMetrics,
+    shutdown: CancellationToken,
+) {
     let deployments: Api<Deployment> = Api::all(client.clone());
     let sets: Api<ReplicaSet> = Api::all(client.clone());
     let context = Arc::new(Context { client, recorder });
     Controller::new(deployments, watcher::Config::default())
         .owns(sets, watcher::Config::default())
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, context)
+        .run(
+            super::timed("deployment", metrics, reconcile),
+            error_policy,
+            context,
+        )
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "deployment reconcile failed");

@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use super::{api_code, api_resource, drive_reflector, stored_types};
 use crate::api::objects::{FINALIZER_FOREGROUND, FINALIZER_ORPHAN};
 use crate::api::resources::ResourceType;
+use crate::telemetry::{ControllerMetrics, ReconcileFinished};
 
 /// A pass runs this long after the first change it answers, so bursts of changes share one pass.
 const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -49,7 +50,12 @@ struct Cache {
 /// The event source of the garbage collector's events (kube-controller-manager's).
 pub const COMPONENT: &str = "garbage-collector-controller";
 
-pub async fn run(client: kube::Client, recorder: Recorder, shutdown: CancellationToken) {
+pub async fn run(
+    client: kube::Client,
+    recorder: Recorder,
+    metrics: ControllerMetrics,
+    shutdown: CancellationToken,
+) {
     let changed = Arc::new(Notify::new());
     let mut caches = Vec::new();
     for rt in stored_types().filter(|rt| rt.plural != "events") {
@@ -83,7 +89,16 @@ pub async fn run(client: kube::Client, recorder: Recorder, shutdown: Cancellatio
         reported: Mutex::default(),
     };
     loop {
-        if let Err(e) = gc.pass().await {
+        let started = std::time::Instant::now();
+        let result = gc.pass().await;
+        let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
+        ReconcileFinished {
+            controller: "garbagecollector",
+            elapsed: started.elapsed(),
+            error,
+        }
+        .emit(&metrics);
+        if let Err(e) = result {
             tracing::warn!(error = %e, "garbage collection pass failed");
         }
         tokio::select! {

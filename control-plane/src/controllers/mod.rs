@@ -8,12 +8,15 @@ pub mod node_lifecycle;
 pub mod replicaset;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::ApiResource;
+use kube::runtime::controller::Action;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::resources::{self, ResourceType};
+use crate::telemetry::{ControllerMetrics, ReconcileFinished};
 
 /// The `ApiResource` of a served type, for dynamic clients.
 pub fn api_resource(rt: &ResourceType) -> ApiResource {
@@ -112,6 +115,36 @@ pub fn drive_reflector<K, S>(
     });
 }
 
+/// `reconcile`, timed and counted in the controller metrics under `name`.
+pub fn timed<K, C, E, F, Fut>(
+    name: &'static str,
+    metrics: ControllerMetrics,
+    reconcile: F,
+) -> impl FnMut(Arc<K>, Arc<C>) -> futures::future::BoxFuture<'static, Result<Action, E>>
+where
+    K: Send + Sync + 'static,
+    C: Send + Sync + 'static,
+    E: std::fmt::Display + Send + 'static,
+    F: Fn(Arc<K>, Arc<C>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<Action, E>> + Send + 'static,
+{
+    move |object, context| {
+        let (metrics, reconcile) = (metrics.clone(), reconcile.clone());
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let result = reconcile(object, context).await;
+            let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
+            ReconcileFinished {
+                controller: name,
+                elapsed: started.elapsed(),
+                error,
+            }
+            .emit(&metrics);
+            result
+        })
+    }
+}
+
 /// The controllers' settings.
 #[derive(Clone, Debug, Default)]
 pub struct ControllersConfig {
@@ -124,12 +157,14 @@ pub fn start(
     config: ControllersConfig,
     client: kube::Client,
     events: &eventer::Broadcaster,
+    metrics: ControllerMetrics,
     shutdown: CancellationToken,
 ) {
     let gc_events = events.recorder(garbage_collector::COMPONENT, None);
     tokio::spawn(garbage_collector::run(
         client.clone(),
         gc_events,
+        metrics.clone(),
         shutdown.clone(),
     ));
     let node_events = events.recorder(node_lifecycle::COMPONENT, None);
@@ -137,6 +172,7 @@ pub fn start(
         config.node_lifecycle,
         client.clone(),
         node_events,
+        metrics.clone(),
         shutdown.clone(),
     ));
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -146,17 +182,24 @@ pub fn start(
     tokio::spawn(crate::scheduler::run(
         client.clone(),
         scheduler_events,
+        metrics.clone(),
         shutdown.clone(),
     ));
     let deployment_events = events.recorder(deployment::COMPONENT, None);
     tokio::spawn(deployment::run(
         client.clone(),
         deployment_events,
+        metrics.clone(),
         shutdown.clone(),
     ));
     let rs_events = events.recorder(replicaset::COMPONENT, None);
-    tokio::spawn(replicaset::run(client.clone(), rs_events, shutdown.clone()));
-    tokio::spawn(namespace::run(client, shutdown));
+    tokio::spawn(replicaset::run(
+        client.clone(),
+        rs_events,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(namespace::run(client, metrics, shutdown));
 }
 
 #[cfg(test)]

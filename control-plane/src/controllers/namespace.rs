@@ -25,12 +25,20 @@ pub enum NamespaceError {
     Api(#[from] kube::Error),
 }
 
-pub async fn run(client: kube::Client, shutdown: CancellationToken) {
+pub async fn run(
+    client: kube::Client,
+    metrics: crate::telemetry::ControllerMetrics,
+    shutdown: CancellationToken,
+) {
     let api: Api<Namespace> = Api::all(client.clone());
     let context = Arc::new(Context { client });
     Controller::new(api, watcher::Config::default())
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, context)
+        .run(
+            super::timed("namespace", metrics, reconcile),
+            error_policy,
+            context,
+        )
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "namespace reconcile failed");

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::api_code;
 use crate::node::LEASE_NAMESPACE;
+use crate::telemetry::{ControllerMetrics, ReconcileFinished};
 
 /// The event source of the controller's events (kube-controller-manager's).
 pub const COMPONENT: &str = "node-controller";
@@ -48,6 +49,7 @@ pub async fn run(
     config: NodeLifecycleConfig,
     client: kube::Client,
     recorder: Recorder,
+    metrics: ControllerMetrics,
     shutdown: CancellationToken,
 ) {
     let mut known = HashSet::new();
@@ -57,7 +59,16 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = monitor(&config, &client, &recorder, &mut known).await {
+        let started = std::time::Instant::now();
+        let result = monitor(&config, &client, &recorder, &mut known).await;
+        let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
+        ReconcileFinished {
+            controller: "nodelifecycle",
+            elapsed: started.elapsed(),
+            error,
+        }
+        .emit(&metrics);
+        if let Err(e) = result {
             tracing::warn!(error = %e, "node monitoring pass failed");
         }
     }

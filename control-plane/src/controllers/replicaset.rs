@@ -44,14 +44,23 @@ pub enum ReplicaSetError {
     Api(#[from] kube::Error),
 }
 
-pub async fn run(client: kube::Client, recorder: Recorder, shutdown: CancellationToken) {
+pub async fn run(
+    client: kube::Client,
+    recorder: Recorder,
+    metrics: crate::telemetry::ControllerMetrics,
+    shutdown: CancellationToken,
+) {
     let sets: Api<ReplicaSet> = Api::all(client.clone());
     let pods: Api<Pod> = Api::all(client.clone());
     let context = Arc::new(Context { client, recorder });
     Controller::new(sets, watcher::Config::default())
         .owns(pods, watcher::Config::default())
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, context)
+        .run(
+            super::timed("replicaset", metrics, reconcile),
+            error_policy,
+            context,
+        )
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "replicaset reconcile failed");

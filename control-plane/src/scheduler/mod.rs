@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::controllers::{api_code, drive_reflector};
+use crate::telemetry::{ControllerMetrics, SchedulingAttempted};
 use fit::Requests;
 
 /// The scheduler's name (pods name it in `spec.schedulerName`) and event reporting controller.
@@ -36,7 +37,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// A pass after a burst of changes waits this long for the rest of the burst.
 const DEBOUNCE: Duration = Duration::from_millis(20);
 
-pub async fn run(client: kube::Client, recorder: EventsRecorder, shutdown: CancellationToken) {
+pub async fn run(
+    client: kube::Client,
+    recorder: EventsRecorder,
+    metrics: ControllerMetrics,
+    shutdown: CancellationToken,
+) {
     let changed = Arc::new(Notify::new());
     // Bumped by changes that can make an unschedulable pod schedulable.
     let cluster = Arc::new(AtomicU64::new(0));
@@ -61,6 +67,7 @@ pub async fn run(client: kube::Client, recorder: EventsRecorder, shutdown: Cance
         }
     }
     let mut scheduler = Scheduler {
+        metrics,
         client,
         recorder,
         pods,
@@ -122,6 +129,7 @@ struct Waiting {
 }
 
 struct Scheduler {
+    metrics: ControllerMetrics,
     client: kube::Client,
     recorder: EventsRecorder,
     pods: Store<Pod>,
@@ -162,10 +170,19 @@ impl Scheduler {
             {
                 continue;
             }
+            let started = std::time::Instant::now();
             let best = choose(&pod, &nodes, &used, &by_owner);
             match best {
                 Ok(name) => {
-                    if self.bind(&pod, &name).await {
+                    let bound = self.bind(&pod, &name).await;
+                    let result = if bound { "scheduled" } else { "error" };
+                    SchedulingAttempted {
+                        result,
+                        pod: &pod.name_any(),
+                        elapsed: started.elapsed(),
+                    }
+                    .emit(&self.metrics);
+                    if bound {
                         self.waiting.remove(&uid);
                         *used.entry(name.clone()).or_default() += fit::pod_requests(&pod);
                         if let Some(owner) = controller_uid(&pod) {
@@ -174,6 +191,13 @@ impl Scheduler {
                     }
                 }
                 Err(rejected) => {
+                    let elapsed = started.elapsed();
+                    SchedulingAttempted {
+                        result: "unschedulable",
+                        pod: &pod.name_any(),
+                        elapsed,
+                    }
+                    .emit(&self.metrics);
                     let message = fit::fit_error(nodes.len(), &rejected);
                     self.unschedulable(&pod, &message).await;
                     let failures = self.waiting.get(&uid).map_or(0, |w| w.failures) + 1;
