@@ -13,14 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventer::Recorder;
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -54,27 +52,19 @@ pub async fn run(
     metrics: crate::telemetry::ControllerMetrics,
     shutdown: CancellationToken,
 ) {
-    let deployments: Api<Deployment> = Api::all(client.clone());
-    let sets: Api<ReplicaSet> = Api::all(client.clone());
-    let context = Arc::new(Context { client, recorder });
-    Controller::new(deployments, watcher::Config::default())
-        .owns(sets, watcher::Config::default())
-        .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(
-            super::timed("deployment", metrics, reconcile),
-            error_policy,
-            context,
-        )
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "deployment reconcile failed");
-            }
-        })
-        .await;
-}
-
-fn error_policy(_: Arc<Deployment>, _: &DeploymentError, _: Arc<Context>) -> Action {
-    Action::requeue(Duration::from_secs(1))
+    let context = Arc::new(Context {
+        client: client.clone(),
+        recorder,
+    });
+    super::run_controller::<Deployment, ReplicaSet, _, _, _, _>(
+        &client,
+        "deployment",
+        context,
+        reconcile,
+        metrics,
+        shutdown,
+    )
+    .await;
 }
 
 /// An int-or-percent of `total` (upstream's `GetScaledValueFromIntOrPercent`).

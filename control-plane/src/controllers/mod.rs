@@ -145,6 +145,55 @@ where
     }
 }
 
+/// Runs a kube-runtime controller of `K` that also reacts to the `Child` objects it controls, until
+/// `shutdown`: reconciles timed (`timed`), failures retried after a second.
+pub async fn run_controller<K, Child, C, E, F, Fut>(
+    client: &kube::Client,
+    name: &'static str,
+    context: Arc<C>,
+    reconcile: F,
+    metrics: ControllerMetrics,
+    shutdown: CancellationToken,
+) where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    Child: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    C: Send + Sync + 'static,
+    E: std::error::Error + Send + 'static,
+    F: Fn(Arc<K>, Arc<C>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<Action, E>> + Send + 'static,
+{
+    use futures::StreamExt;
+    use kube::runtime::{Controller, watcher};
+    let objects: kube::Api<K> = kube::Api::all(client.clone());
+    let children: kube::Api<Child> = kube::Api::all(client.clone());
+    Controller::new(objects, watcher::Config::default())
+        .owns(children, watcher::Config::default())
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(
+            timed(name, metrics, reconcile),
+            |_, _, _| Action::requeue(std::time::Duration::from_secs(1)),
+            context,
+        )
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, controller = name, "reconcile failed");
+            }
+        })
+        .await;
+}
+
 /// The controllers' settings.
 #[derive(Clone, Debug, Default)]
 pub struct ControllersConfig {

@@ -12,13 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventer::Recorder;
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -50,27 +48,19 @@ pub async fn run(
     metrics: crate::telemetry::ControllerMetrics,
     shutdown: CancellationToken,
 ) {
-    let sets: Api<ReplicaSet> = Api::all(client.clone());
-    let pods: Api<Pod> = Api::all(client.clone());
-    let context = Arc::new(Context { client, recorder });
-    Controller::new(sets, watcher::Config::default())
-        .owns(pods, watcher::Config::default())
-        .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(
-            super::timed("replicaset", metrics, reconcile),
-            error_policy,
-            context,
-        )
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "replicaset reconcile failed");
-            }
-        })
-        .await;
-}
-
-fn error_policy(_: Arc<ReplicaSet>, _: &ReplicaSetError, _: Arc<Context>) -> Action {
-    Action::requeue(Duration::from_secs(1))
+    let context = Arc::new(Context {
+        client: client.clone(),
+        recorder,
+    });
+    super::run_controller::<ReplicaSet, Pod, _, _, _, _>(
+        &client,
+        "replicaset",
+        context,
+        reconcile,
+        metrics,
+        shutdown,
+    )
+    .await;
 }
 
 pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action, ReplicaSetError> {
