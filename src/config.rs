@@ -155,9 +155,7 @@ fn default_data_dir() -> PathBuf {
 
 /// The host name, lowercased, as the kubelet names its node.
 fn default_node_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_lowercase())
-        .ok()
+    Some(control_plane::node::host::hostname().to_lowercase())
         .filter(|h| control_plane::api::validation::dns1123_subdomain_errors(h).is_empty())
         .unwrap_or_else(|| "localhost".into())
 }

@@ -224,9 +224,7 @@ pub fn start(
         metrics.clone(),
         shutdown.clone(),
     ));
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
+    let host = crate::node::host::hostname();
     let scheduler_events = events.events_recorder(crate::scheduler::NAME, &host);
     tokio::spawn(crate::scheduler::run(
         client.clone(),

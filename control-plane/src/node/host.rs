@@ -24,9 +24,7 @@ pub struct Host {
 impl Host {
     pub fn read() -> Self {
         let text = |path: &str| std::fs::read_to_string(path).ok().map(|s| s.trim().to_string());
-        let hostname = text("/proc/sys/kernel/hostname")
-            .or_else(|| text("/etc/hostname"))
-            .unwrap_or_else(|| "localhost".into());
+        let hostname = hostname();
         let os_image = text("/etc/os-release")
             .and_then(|release| {
                 release.lines().find_map(|l| {
@@ -67,6 +65,19 @@ impl Host {
         }
         capacity
     }
+}
+
+/// The machine's host name (`localhost` when it cannot be read).
+pub fn hostname() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| {
+            std::fs::read_to_string(path)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// `MemTotal` from `/proc/meminfo`, in bytes.
