@@ -25,6 +25,15 @@ pub enum Command {
     Server(RunArgs),
     /// Print the version.
     Version,
+    /// Stop every container started from a data dir (they outlive `glasshouse up` by design).
+    StopContainers {
+        /// The data dir [default: ~/.local/share/glasshouse]
+        #[arg(long, env = "GLASSHOUSE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Run one container (started by the node agent, never by hand): `glasshouse shim DIR`.
+    #[command(hide = true)]
+    Shim { dir: PathBuf },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -63,6 +72,15 @@ pub struct RunArgs {
     /// (kube-controller-manager's `--node-monitor-grace-period`) [default: 40s]
     #[arg(long, env = "GLASSHOUSE_NODE_MONITOR_GRACE_PERIOD", value_parser = crate::config::parse_duration)]
     pub node_monitor_grace_period: Option<Duration>,
+
+    /// This node's pod addresses, a loopback range (`up` only) [default: 127.100.0.0/16]
+    #[arg(long, env = "GLASSHOUSE_POD_CIDR")]
+    pub pod_cidr: Option<String>,
+
+    /// Where the cgroup hierarchies are mounted; containers run without limits when none is usable
+    /// there (`up` only) [default: /sys/fs/cgroup]
+    #[arg(long, env = "GLASSHOUSE_CGROUP_ROOT")]
+    pub cgroup_root: Option<PathBuf>,
 
     /// A YAML configuration file; flags and environment variables override it.
     #[arg(long, env = "GLASSHOUSE_CONFIG")]

@@ -9,6 +9,10 @@
 //! store: redb                      # or etcd://127.0.0.1:2379
 //! compactionIntervalSeconds: 300
 //! eventTTL: 1h
+//! containerLogMaxSize: 10Mi        # container log rotation (the kubelet's defaults)
+//! containerLogMaxFiles: 5
+//! podCIDR: 127.100.0.0/16          # this node's pod addresses (loopback)
+//! cgroupRoot: /sys/fs/cgroup
 //! events: {sinks: {…}, routes: […], drop: […]}   # the event shipper, see eventer::shipper::config
 //! ```
 
@@ -42,6 +46,15 @@ pub struct ConfigFile {
     /// (kube-apiserver's `--event-ttl`).
     #[serde(rename = "eventTTL")]
     pub event_ttl: Option<String>,
+    /// A container log file is rotated past this size (a quantity: `10Mi`, `512Ki`). Default: `10Mi`.
+    pub container_log_max_size: Option<String>,
+    /// Log files kept per container, the live one included (at least 2). Default: 5.
+    pub container_log_max_files: Option<usize>,
+    /// This node's pod addresses. Default: `127.100.0.0/16`.
+    #[serde(rename = "podCIDR")]
+    pub pod_cidr: Option<String>,
+    /// Where the cgroup hierarchies are mounted. Default: `/sys/fs/cgroup`.
+    pub cgroup_root: Option<PathBuf>,
     /// Shipping events to sinks (see the README); nothing is shipped without it.
     #[serde(default)]
     pub events: eventer::shipper::ShipperConfig,
@@ -86,6 +99,19 @@ impl ConfigFile {
         {
             problems.push(format!("eventTTL: {e}"));
         }
+        if let Some(size) = &self.container_log_max_size
+            && let Err(e) = parse_size(size)
+        {
+            problems.push(format!("containerLogMaxSize: {e}"));
+        }
+        if self.container_log_max_files.is_some_and(|n| n < 2) {
+            problems.push("containerLogMaxFiles: must be at least 2".into());
+        }
+        if let Some(cidr) = &self.pod_cidr
+            && let Err(e) = parse_cidr(cidr)
+        {
+            problems.push(format!("podCIDR: {e}"));
+        }
         problems.extend(self.events.validate());
         problems
     }
@@ -101,6 +127,27 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok()
         .filter(|d| !d.is_zero())
         .ok_or_else(|| format!("{text:?}: must be more than zero"))
+}
+
+/// A byte size written as a Kubernetes quantity (`10Mi`, `512Ki`, `1000000`), at least 1 KiB.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    control_plane::scheduler::fit::milli_value(text)
+        .map(|m| m / 1000)
+        .and_then(|bytes| u64::try_from(bytes).ok())
+        .filter(|bytes| *bytes >= 1024)
+        .ok_or_else(|| format!("{text:?} is not a size of at least 1Ki; write it like 10Mi"))
+}
+
+/// An IPv4 range in loopback, `127.X.Y.0/P` with P between 8 and 24.
+pub fn parse_cidr(text: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let bad = || format!("{text:?} is not a loopback IPv4 range such as 127.100.0.0/16 (prefix 8 to 24)");
+    let (ip, prefix) = text.split_once('/').ok_or_else(bad)?;
+    let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    if !ip.is_loopback() || !(8..=24).contains(&prefix) {
+        return Err(bad());
+    }
+    Ok((ip, prefix))
 }
 
 /// Which store backend to use.
@@ -144,9 +191,12 @@ pub struct Settings {
     pub events: eventer::shipper::ShipperConfig,
     pub node_name: String,
     pub node_monitor_grace_period: Duration,
+    pub container_logs: control_plane::node::crilog::Rotation,
+    pub pod_network: (std::net::Ipv4Addr, u8),
+    pub cgroup_root: PathBuf,
 }
 
-fn default_data_dir() -> PathBuf {
+pub fn default_data_dir() -> PathBuf {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/lib"));
@@ -200,6 +250,24 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Settings> {
             None => default_node_name(),
         },
         node_monitor_grace_period: args.node_monitor_grace_period.unwrap_or(Duration::from_secs(40)),
+        container_logs: control_plane::node::crilog::Rotation {
+            max_size: match &file.container_log_max_size {
+                Some(size) => parse_size(size).map_err(|e| anyhow::anyhow!("containerLogMaxSize: {e}"))?,
+                None => control_plane::node::crilog::Rotation::default().max_size,
+            },
+            max_files: file
+                .container_log_max_files
+                .unwrap_or(control_plane::node::crilog::Rotation::default().max_files),
+        },
+        pod_network: match args.pod_cidr.as_ref().or(file.pod_cidr.as_ref()) {
+            Some(cidr) => parse_cidr(cidr).map_err(|e| anyhow::anyhow!("--pod-cidr: {e}"))?,
+            None => control_plane::node::DEFAULT_POD_NETWORK,
+        },
+        cgroup_root: args
+            .cgroup_root
+            .clone()
+            .or(file.cgroup_root)
+            .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup")),
     })
 }
 

@@ -20,5 +20,12 @@ fn main() -> std::process::ExitCode {
         }
         cli::Command::Up(args) => run::main(args, run::Mode::Up),
         cli::Command::Server(args) => run::main(args, run::Mode::Server),
+        cli::Command::StopContainers { data_dir } => {
+            let data_dir = data_dir.unwrap_or_else(config::default_data_dir);
+            let stopped = control_plane::node::runtime::stop_all(&data_dir.join("run/pods"));
+            println!("stopped {stopped} containers");
+            std::process::ExitCode::SUCCESS
+        }
+        cli::Command::Shim { dir } => control_plane::node::shim::main(&dir),
     }
 }

@@ -64,6 +64,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
                 grace_period: settings.node_monitor_grace_period,
             },
         },
+        node_data_dir: (mode == Mode::Up).then(|| settings.data_dir.clone()),
     }
     .build(ApiServerContext {
         store: store.clone(),
@@ -93,12 +94,19 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
                 ip if ip.is_unspecified() => "127.0.0.1".to_string(),
                 ip => ip.to_string(),
             },
+            data_dir: settings.data_dir.clone(),
+            shim: None,
+            rotation: settings.container_logs,
+            cgroup_root: settings.cgroup_root.clone(),
+            pod_network: settings.pod_network,
         }
         .build(control_plane::node::NodeAgentContext {
             client: api.client.clone(),
             events: api.events.clone(),
+            registry: &mut registry,
             shutdown: shutdown.clone(),
-        });
+        })
+        .context("starting the node agent")?;
     }
 
     let metrics_listener = tokio::net::TcpListener::bind(settings.metrics_addr)

@@ -18,6 +18,8 @@ mod kubectl;
 mod nodes;
 #[path = "e2e/otlp.rs"]
 mod otlp;
+#[path = "e2e/pods.rs"]
+mod pods;
 #[path = "e2e/reflector.rs"]
 mod reflector;
 #[path = "e2e/replicasets.rs"]

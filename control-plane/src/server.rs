@@ -38,6 +38,8 @@ pub struct ApiServerConfig {
     /// How long events live after their last write (kube-apiserver's `--event-ttl`).
     pub event_ttl: Duration,
     pub controllers: crate::controllers::ControllersConfig,
+    /// A data dir whose node agent runs in this process: `pods/log` reads its container logs.
+    pub node_data_dir: Option<std::path::PathBuf>,
 }
 
 /// What the API server takes from the process.
@@ -65,7 +67,11 @@ pub struct ApiServer {
 impl ApiServerConfig {
     pub async fn build(self, ctx: ApiServerContext<'_>) -> std::io::Result<ApiServer> {
         let metrics = ApiMetrics::register(ctx.registry);
-        let state = ApiState::new(ctx.store.clone(), metrics, &ctx.token);
+        let mut state = ApiState::new(ctx.store.clone(), metrics, &ctx.token);
+        state.logs = self
+            .node_data_dir
+            .as_deref()
+            .map(crate::node::logs::LogFiles::new);
         state
             .objects
             .ensure_system_namespaces()

@@ -342,3 +342,65 @@ impl SchedulingAttempted<'_> {
             .observe(self.elapsed.as_secs_f64());
     }
 }
+
+/// Upstream's `kubelet_pod_start_duration_seconds` buckets.
+const POD_START_BUCKETS: [f64; 16] = [
+    0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ContainerStateLabel {
+    pub container_state: &'static str,
+}
+
+/// The node agent's metrics, under the kubelet's names.
+#[derive(Clone)]
+pub struct NodeMetrics {
+    pod_start: Histogram,
+    running_pods: Gauge,
+    containers: Family<ContainerStateLabel, Gauge>,
+}
+
+impl NodeMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = NodeMetrics {
+            pod_start: Histogram::new(POD_START_BUCKETS),
+            running_pods: Gauge::default(),
+            containers: Family::default(),
+        };
+        registry.register(
+            "kubelet_pod_start_duration_seconds",
+            "Duration in seconds from a pod's creation to all its containers running.",
+            metrics.pod_start.clone(),
+        );
+        registry.register(
+            "kubelet_running_pods",
+            "Number of pods that have a running container on this node.",
+            metrics.running_pods.clone(),
+        );
+        registry.register(
+            "kubelet_running_containers",
+            "Number of containers on this node, by state.",
+            metrics.containers.clone(),
+        );
+        metrics
+    }
+
+    /// A pod ran all its containers for the first time, `seconds` after its creation.
+    pub fn pod_started(&self, seconds: f64) {
+        tracing::debug!(seconds, "pod started");
+        self.pod_start.observe(seconds);
+    }
+
+    /// The node's pods and containers as counted by the agent.
+    pub fn set_counts(&self, running_pods: i64, running: i64, exited: i64) {
+        self.running_pods.set(running_pods);
+        for (state, n) in [("running", running), ("exited", exited)] {
+            self.containers
+                .get_or_create(&ContainerStateLabel {
+                    container_state: state,
+                })
+                .set(n);
+        }
+    }
+}

@@ -66,6 +66,7 @@ fn deployments_roll_out_replicasets_with_revisions_history_and_undo() {
         "{}",
         status()
     );
+    server.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
     let conditions = server.kubectl_ok(&[
         "get",
         "deploy",
@@ -73,19 +74,21 @@ fn deployments_roll_out_replicasets_with_revisions_history_and_undo() {
         "-o",
         "jsonpath={.status.conditions[*].reason}",
     ]);
-    // No pod runs yet (the node runtime lands later), so none is available.
-    assert!(conditions.contains("MinimumReplicasUnavailable"), "{conditions}");
+    assert!(
+        conditions.contains("MinimumReplicasAvailable") && conditions.contains("NewReplicaSetAvailable"),
+        "{conditions}"
+    );
 
-    // A new template: a second ReplicaSet, revision 2, grown within the surge (25% of 2 → 1) while the
-    // old pods, none available, stay.
+    // A new template: a second ReplicaSet, revision 2, that replaces the first.
     server.kubectl_ok(&["set", "env", "deployment/web", "COLOR=blue"]);
+    server.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
     assert!(
         eventually(Duration::from_secs(30), || revisions().len() == 2
-            && revisions()[1].starts_with("2 1 web-")),
+            && revisions()[0].starts_with("1 0 ")
+            && revisions()[1].starts_with("2 2 web-")),
         "{:?}",
         revisions()
     );
-    assert!(revisions()[0].starts_with("1 2 "), "{:?}", revisions());
     let history = server.kubectl_ok(&["rollout", "history", "deployment/web"]);
     let listed: Vec<&str> = history
         .lines()

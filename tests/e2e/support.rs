@@ -6,7 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// A running `glasshouse up`, stopped (SIGKILL) when dropped.
+/// A running `glasshouse up`, stopped (SIGKILL, then `glasshouse stop-containers`) when dropped.
 pub struct Server {
     child: Option<Child>,
     pub data_dir: PathBuf,
@@ -235,6 +235,12 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        // Containers outlive the agent by design; a test leaves none behind.
+        let _ = Command::new(env!("CARGO_BIN_EXE_glasshouse"))
+            .args(["stop-containers", "--data-dir"])
+            .arg(&self.data_dir)
+            .stdout(Stdio::null())
+            .status();
     }
 }
 

@@ -196,6 +196,7 @@ fn subresources(
     }
     if r.kind == "Pod" {
         out.push(("binding", r.group, r.version, "Binding", &["create"][..]));
+        out.push(("log", r.group, r.version, "Pod", &["get"][..]));
     }
     out
 }

@@ -77,6 +77,7 @@ fn resolve(group: &str, version: &str, segments: &[&str]) -> Result<Target, ApiE
             Subresource::Scale => "scale",
             Subresource::Finalize => "finalize",
             Subresource::Binding => "binding",
+            Subresource::Log => "log",
         };
         Ok((sub, sub_name))
     };
@@ -244,6 +245,63 @@ impl Query {
             .rev()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// `PodLogOptions` from the query.
+    fn log_options(&self) -> Result<crate::node::logs::LogOptions, ApiError> {
+        let number = |key: &str| -> Result<Option<i64>, ApiError> {
+            match self.get(key) {
+                None => Ok(None),
+                Some(v) => v
+                    .parse::<i64>()
+                    .map(Some)
+                    .map_err(|_| ApiError::BadRequest(format!("invalid {key}: {v:?}"))),
+            }
+        };
+        let positive = |key: &str| -> Result<Option<usize>, ApiError> {
+            match number(key)? {
+                Some(n) if n < 0 => Err(ApiError::Invalid {
+                    kind: "PodLogOptions",
+                    group: "",
+                    name: String::new(),
+                    causes: vec![super::error::Cause::invalid(
+                        key.to_string(),
+                        &serde_json::Value::from(n),
+                        "must be greater than or equal to 0",
+                    )],
+                }),
+                other => Ok(other.map(|n| n as usize)),
+            }
+        };
+        let since = match (number("sinceSeconds")?, self.get("sinceTime")) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::BadRequest(
+                    "at most one of sinceTime or sinceSeconds may be specified".into(),
+                ));
+            }
+            (Some(seconds), None) => {
+                if seconds < 1 {
+                    return Err(ApiError::BadRequest(
+                        "sinceSeconds: must be greater than 0".into(),
+                    ));
+                }
+                Some(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(seconds))
+            }
+            (None, Some(time)) => Some(
+                time.parse::<jiff::Timestamp>()
+                    .map_err(|_| ApiError::BadRequest(format!("invalid sinceTime: {time:?}")))?,
+            ),
+            (None, None) => None,
+        };
+        Ok(crate::node::logs::LogOptions {
+            container: self.get("container").map(str::to_string),
+            follow: self.flag("follow"),
+            previous: self.flag("previous"),
+            since,
+            timestamps: self.flag("timestamps"),
+            tail_lines: positive("tailLines")?,
+            limit_bytes: positive("limitBytes")?,
+        })
     }
 
     fn flag(&self, key: &str) -> bool {
@@ -561,6 +619,33 @@ async fn dispatch(
         }
         (
             Target::Sub {
+                rt,
+                ns,
+                name,
+                sub: Subresource::Log,
+                ..
+            },
+            Method::GET,
+        ) => {
+            let pod = objects.get(rt, ns.as_deref(), &name).await?;
+            let pod: k8s_openapi::api::core::v1::Pod =
+                serde_json::from_value(pod).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let Some(logs) = &state.logs else {
+                return Err(ApiError::BadRequest(format!(
+                    "the logs of pod {name} are kept by its node's agent, which this server cannot read"
+                )));
+            };
+            let lines = logs
+                .stream(&pod, &query.log_options()?)
+                .map_err(ApiError::BadRequest)?;
+            let body = axum::body::Body::from_stream(futures::StreamExt::map(
+                tokio_stream::wrappers::ReceiverStream::new(lines),
+                Ok::<_, std::io::Error>,
+            ));
+            Ok(([(header::CONTENT_TYPE, "text/plain")], body).into_response())
+        }
+        (
+            Target::Sub {
                 rt, ns, name, sub, ..
             },
             Method::GET,
@@ -576,7 +661,7 @@ async fn dispatch(
                 rt, ns, name, sub, ..
             },
             Method::PUT,
-        ) if sub != Subresource::Binding => {
+        ) if !matches!(sub, Subresource::Binding | Subresource::Log) => {
             let object = decode_body(&content_type, &read_body(body).await?)?;
             let (updated, _) = objects
                 .update(
@@ -595,7 +680,7 @@ async fn dispatch(
                 rt, ns, name, sub, ..
             },
             Method::PATCH,
-        ) if !matches!(sub, Subresource::Finalize | Subresource::Binding) => {
+        ) if !matches!(sub, Subresource::Finalize | Subresource::Binding | Subresource::Log) => {
             let patch_type = PatchType::from_content_type(&content_type)
                 .ok_or_else(|| ApiError::UnsupportedMediaType(PatchType::ACCEPTED.into()))?;
             let body = read_body(body).await?;

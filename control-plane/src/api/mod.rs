@@ -39,6 +39,8 @@ pub struct ApiState {
     pub metrics: ApiMetrics,
     /// The bearer token every API request must carry.
     pub token: Arc<str>,
+    /// The node's container logs, for `pods/log` (in `up` mode the agent's files are local).
+    pub logs: Option<crate::node::logs::LogFiles>,
 }
 
 impl ApiState {
@@ -47,6 +49,7 @@ impl ApiState {
             objects: Objects::new(store),
             metrics,
             token: token.into(),
+            logs: None,
         }
     }
 }

@@ -81,6 +81,8 @@ pub enum Subresource {
     Finalize,
     /// Pods' `/binding`: assigns the pod to a node (create only).
     Binding,
+    /// Pods' `/log`: a container's log, read from the node's files (get only).
+    Log,
 }
 
 impl Subresource {
@@ -90,6 +92,7 @@ impl Subresource {
             "scale" if resource.scale => Some(Subresource::Scale),
             "finalize" if resource.kind == "Namespace" => Some(Subresource::Finalize),
             "binding" if resource.kind == "Pod" => Some(Subresource::Binding),
+            "log" if resource.kind == "Pod" => Some(Subresource::Log),
             _ => None,
         }
     }
@@ -606,9 +609,13 @@ impl Objects {
                         desired.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
                     new
                 }
-                // Bindings are created, never updated; the HTTP layer routes them to `bind`.
+                // Bindings are created, never updated; the HTTP layer routes them to `bind`; logs are
+                // read only.
                 Some(Subresource::Binding) => {
                     return Err(ApiError::BadRequest("pods/binding is create only".into()));
+                }
+                Some(Subresource::Log) => {
+                    return Err(ApiError::BadRequest("pods/log is read only".into()));
                 }
                 None => {
                     let desired = self.admit_body(rt, ns, Some(name), desired)?;

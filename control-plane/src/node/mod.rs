@@ -1,25 +1,43 @@
 //! The node agent (the kubelet's role). This part registers the node and keeps it alive: it creates (or
 //! updates) its Node with the machine's capacity, addresses, system info and conditions, renews its
 //! Lease in `kube-node-lease` every 10 s, and reports its status again every 5 minutes, as the kubelet
-//! does (`nodeLeaseDurationSeconds` 40, `nodeStatusReportFrequency` 5m). Of the pods bound to the node
-//! it so far only finishes their deletion (as the kubelet does once their containers stopped: none run
-//! yet); running them lands next.
+//! does (`nodeLeaseDurationSeconds` 40, `nodeStatusReportFrequency` 5m). The pods bound to the node run
+//! as host processes (`pods`, `worker`), each container owned by a shim (`shim`, `runtime`).
 
+mod backoff;
+pub mod cgroups;
+pub mod crilog;
+mod env;
 pub mod host;
+pub mod logs;
+mod pods;
+pub mod runtime;
+pub mod shim;
+mod status;
+mod sys;
+mod worker;
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use eventer::Recorder;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeStatus, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeStatus, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use self::cgroups::Cgroups;
+use self::crilog::Rotation;
 use self::host::Host;
+use self::pods::{PodRecord, Shared};
 use crate::controllers::api_code;
+use crate::telemetry::NodeMetrics;
 
 /// The kubelet's event source component.
 pub const COMPONENT: &str = "kubelet";
@@ -31,6 +49,10 @@ const RENEW_EVERY: Duration = Duration::from_secs(10);
 const REPORT_EVERY: Duration = Duration::from_secs(300);
 /// The namespace of node leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
+/// The most processes (threads included) one container may have.
+pub const PIDS_LIMIT: i64 = 4096;
+/// The node's pod addresses when none are configured.
+pub const DEFAULT_POD_NETWORK: (Ipv4Addr, u8) = (Ipv4Addr::new(127, 100, 0, 0), 16);
 
 /// The node agent's settings.
 #[derive(Clone, Debug)]
@@ -39,25 +61,64 @@ pub struct NodeAgentConfig {
     pub name: String,
     /// The node's address (`InternalIP`), where its NodePorts listen.
     pub address: String,
+    /// Where pods' records (`run/pods`) and container logs (`pods`) live.
+    pub data_dir: PathBuf,
+    /// The glasshouse binary that runs as each container's shim (default: this program).
+    pub shim: Option<PathBuf>,
+    /// Container log rotation.
+    pub rotation: Rotation,
+    /// Where the cgroup hierarchies are mounted (`/sys/fs/cgroup`); containers run without limits when
+    /// nothing usable is there.
+    pub cgroup_root: PathBuf,
+    /// The node's pod address range (base, prefix length).
+    pub pod_network: (Ipv4Addr, u8),
 }
 
 /// What the node agent takes from the process.
-pub struct NodeAgentContext {
+pub struct NodeAgentContext<'a> {
     pub client: kube::Client,
     pub events: eventer::Broadcaster,
+    pub registry: &'a mut Registry,
     pub shutdown: CancellationToken,
 }
 
 impl NodeAgentConfig {
-    /// Registers the node and starts keeping it alive; stops with the shutdown token.
-    pub fn build(self, ctx: NodeAgentContext) -> tokio::task::JoinHandle<()> {
+    /// Registers the node, keeps it alive and runs its pods; stops with the shutdown token (the
+    /// containers keep running).
+    pub fn build(self, ctx: NodeAgentContext<'_>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+        let shim = match &self.shim {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()?,
+        };
+        let host = Host::read();
+        let recorder = ctx.events.recorder(COMPONENT, Some(&self.name));
+        let cgroups = Cgroups::detect(&self.cgroup_root);
+        match &cgroups {
+            Cgroups::Unavailable { reason } => {
+                tracing::warn!(reason = %reason, "cgroups unavailable: containers run without resource limits")
+            }
+            found => tracing::info!(cgroups = ?found, "container cgroups"),
+        }
+        let shared = Arc::new(Shared::new(
+            ctx.client.clone(),
+            recorder.clone(),
+            self.address.clone(),
+            host.capacity(),
+            shim,
+            &self.data_dir,
+            self.rotation,
+            cgroups,
+            NodeMetrics::register(ctx.registry),
+            self.pod_network,
+        ));
         let agent = Agent {
-            recorder: ctx.events.recorder(COMPONENT, Some(&self.name)),
-            host: Host::read(),
+            recorder,
+            host,
             config: self,
             client: ctx.client,
+            shared,
         };
-        tokio::spawn(agent.run(ctx.shutdown))
+        Ok(tokio::spawn(agent.run(ctx.shutdown)))
     }
 }
 
@@ -66,6 +127,7 @@ struct Agent {
     client: kube::Client,
     recorder: Recorder,
     host: Host,
+    shared: Arc<Shared>,
 }
 
 impl Agent {
@@ -84,8 +146,15 @@ impl Agent {
             }
         };
         tracing::info!(node = %self.config.name, "node registered");
-        tokio::spawn(finish_deletions(
-            self.client.clone(),
+        if let Cgroups::Unavailable { reason } = &self.shared.cgroups {
+            self.recorder.warning(
+                &self.reference(),
+                "CgroupsUnavailable",
+                format!("Containers run without resource limits: {reason}"),
+            );
+        }
+        tokio::spawn(pods::run(
+            self.shared.clone(),
             self.config.name.clone(),
             shutdown.clone(),
         ));
@@ -191,6 +260,26 @@ impl Agent {
             ),
             condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
         ];
+        conditions.push(match &self.shared.cgroups {
+            Cgroups::Unavailable { reason } => condition(
+                "ResourceLimits",
+                "False",
+                "CgroupsUnavailable",
+                &format!("containers run without resource limits: {reason}"),
+            ),
+            Cgroups::V1 { .. } => condition(
+                "ResourceLimits",
+                "True",
+                "CgroupsV1",
+                "container limits enforced by cgroup v1",
+            ),
+            Cgroups::V2 { .. } => condition(
+                "ResourceLimits",
+                "True",
+                "CgroupsV2",
+                "container limits enforced by cgroup v2",
+            ),
+        });
         // A transition time changes only with the status.
         if let Some(current) = nodes
             .get_opt(&self.config.name)
@@ -273,52 +362,6 @@ impl Agent {
             name: Some(self.config.name.clone()),
             uid: Some(self.config.name.clone()),
             ..ObjectReference::default()
-        }
-    }
-}
-
-/// Completes the graceful deletion of pods bound to this node: the kubelet's final delete (grace 0,
-/// guarded by the pod's uid) once nothing of the pod runs here.
-async fn finish_deletions(client: kube::Client, node: String, shutdown: CancellationToken) {
-    use futures::StreamExt;
-    use kube::runtime::{WatchStreamExt, watcher};
-
-    let pods: Api<Pod> = Api::all(client.clone());
-    let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
-    let mut stream = std::pin::pin!(watcher(pods, config).default_backoff().applied_objects());
-    loop {
-        let pod = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            pod = stream.next() => match pod {
-                Some(Ok(pod)) => pod,
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "node pod watch error");
-                    continue;
-                }
-                None => return,
-            },
-        };
-        if pod.metadata.deletion_timestamp.is_none() {
-            continue;
-        }
-        let (Some(namespace), Some(name)) = (pod.metadata.namespace.clone(), pod.metadata.name.clone())
-        else {
-            continue;
-        };
-        let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-        let params = kube::api::DeleteParams {
-            grace_period_seconds: Some(0),
-            preconditions: Some(kube::api::Preconditions {
-                uid: pod.metadata.uid.clone(),
-                resource_version: None,
-            }),
-            ..kube::api::DeleteParams::default()
-        };
-        match api.delete(&name, &params).await {
-            Err(e) if !matches!(api_code(&e), Some(404 | 409)) => {
-                tracing::warn!(pod = %name, namespace = %namespace, error = %e, "finishing a pod's deletion failed")
-            }
-            _ => {}
         }
     }
 }

@@ -1,0 +1,323 @@
+//! The pods of this node: a reflector over the pods bound to it (`spec.nodeName`), one worker per pod,
+//! pod IPs, and what the runtime leaves on disk. After the first full list, pods found on disk that the
+//! API no longer has are stopped and forgotten, so nothing keeps running that nobody asked for.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::cgroups::Cgroups;
+use super::crilog::Rotation;
+use super::runtime::write_json_atomic;
+use super::worker::{Run, Worker};
+use crate::controllers::drive_reflector;
+use crate::telemetry::NodeMetrics;
+
+/// What every pod worker shares.
+pub struct Shared {
+    pub client: kube::Client,
+    pub recorder: eventer::Recorder,
+    pub host_ip: String,
+    pub allocatable: BTreeMap<String, Quantity>,
+    /// The glasshouse binary, started as `glasshouse shim`.
+    pub shim: PathBuf,
+    /// `DIR/run/pods`: one directory per pod uid, one per container run inside.
+    pub run_dir: PathBuf,
+    /// `DIR/pods`: the container logs, `<namespace>_<pod>_<uid>/<container>/<restartCount>.log`.
+    pub log_dir: PathBuf,
+    pub rotation: Rotation,
+    pub cgroups: Cgroups,
+    pub metrics: NodeMetrics,
+    ips: Mutex<IpPool>,
+}
+
+/// A pod as the runtime records it (`DIR/run/pods/<uid>/pod.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodRecord {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub ip: Ipv4Addr,
+}
+
+impl PodRecord {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    pub fn log_dir_name(&self) -> String {
+        format!("{}_{}_{}", self.namespace, self.name, self.uid)
+    }
+}
+
+impl Shared {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: kube::Client,
+        recorder: eventer::Recorder,
+        host_ip: String,
+        allocatable: BTreeMap<String, Quantity>,
+        shim: PathBuf,
+        data_dir: &Path,
+        rotation: Rotation,
+        cgroups: Cgroups,
+        metrics: NodeMetrics,
+        network: (Ipv4Addr, u8),
+    ) -> Shared {
+        Shared {
+            client,
+            recorder,
+            host_ip,
+            allocatable,
+            shim,
+            run_dir: data_dir.join("run/pods"),
+            log_dir: data_dir.join("pods"),
+            rotation,
+            cgroups,
+            metrics,
+            ips: Mutex::new(IpPool::new(network.0, network.1)),
+        }
+    }
+
+    /// The pods recorded on disk.
+    fn recorded(&self) -> Vec<PodRecord> {
+        std::fs::read_dir(&self.run_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("pod.json")).ok())
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect()
+    }
+
+    /// The record of `pod`: read back, or made now with a fresh IP.
+    fn record(&self, pod: &Pod) -> std::io::Result<PodRecord> {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let path = self.run_dir.join(&uid).join("pod.json");
+        if let Some(record) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<PodRecord>(&b).ok())
+        {
+            return Ok(record);
+        }
+        let ip = self
+            .ips
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allocate()
+            .ok_or_else(|| std::io::Error::other("the node's pod address range is exhausted"))?;
+        let record = PodRecord {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid,
+            ip,
+        };
+        std::fs::create_dir_all(path.parent().unwrap_or(&self.run_dir))?;
+        write_json_atomic(&path, &record)?;
+        Ok(record)
+    }
+
+    /// Removes one finished run: its records, its log files and its cgroups.
+    pub(super) fn forget_run(&self, pod_uid: &str, run: &Run) {
+        let _ = std::fs::remove_dir_all(&run.dir);
+        if let Ok(files) = super::crilog::rotated_files(&run.log_path) {
+            for file in files {
+                let _ = std::fs::remove_file(file);
+            }
+        }
+        let _ = std::fs::remove_file(&run.log_path);
+        self.cgroups.remove_container(pod_uid, &run.id);
+    }
+
+    /// Removes everything of a pod that is gone.
+    pub(super) fn forget_pod(&self, record: &PodRecord) {
+        let _ = std::fs::remove_dir_all(self.run_dir.join(&record.uid));
+        let _ = std::fs::remove_dir_all(self.log_dir.join(record.log_dir_name()));
+        self.cgroups.remove_pod(&record.uid);
+        self.ips
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .release(record.ip);
+        tracing::info!(pod = %record.key(), uid = %record.uid, "pod forgotten");
+    }
+}
+
+/// Pod addresses of the node's range, handed out at random (several agents on one host, as in tests, then
+/// rarely meet) and taken back when a pod goes.
+struct IpPool {
+    base: u32,
+    size: u32,
+    used: HashSet<Ipv4Addr>,
+}
+
+impl IpPool {
+    fn new(base: Ipv4Addr, prefix: u8) -> IpPool {
+        let size = 1u32 << (32 - u32::from(prefix.clamp(8, 30)));
+        IpPool {
+            base: u32::from(base) & !(size - 1),
+            size,
+            used: HashSet::new(),
+        }
+    }
+
+    fn allocate(&mut self) -> Option<Ipv4Addr> {
+        // The network and broadcast addresses and the first host (the "gateway") are not handed out.
+        let usable = self.size - 3;
+        if self.used.len() as u32 >= usable {
+            return None;
+        }
+        let start = rand::random_range(0..usable);
+        (0..usable)
+            .map(|n| Ipv4Addr::from(self.base + 2 + (start + n) % usable))
+            .find(|ip| !self.used.contains(ip))
+            .inspect(|ip| {
+                self.used.insert(*ip);
+            })
+    }
+
+    fn reserve(&mut self, ip: Ipv4Addr) {
+        self.used.insert(ip);
+    }
+
+    fn release(&mut self, ip: Ipv4Addr) {
+        self.used.remove(&ip);
+    }
+}
+
+/// Runs the node's pods until `shutdown`; containers keep running after it.
+pub async fn run(shared: Arc<Shared>, node: String, shutdown: CancellationToken) {
+    let records = shared.recorded();
+    {
+        let mut ips = shared.ips.lock().unwrap_or_else(|p| p.into_inner());
+        for record in &records {
+            ips.reserve(record.ip);
+        }
+    }
+    let changed = Arc::new(Notify::new());
+    let (reader, writer) = reflector::store::<Pod>();
+    let api: kube::Api<Pod> = kube::Api::all(shared.client.clone());
+    let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+    let stream = watcher(api, config).default_backoff().reflect(writer);
+    let notify = changed.clone();
+    drive_reflector(stream, shutdown.clone(), "node agent", move |_| {
+        notify.notify_one()
+    });
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        ready = reader.wait_until_ready() => if ready.is_err() { return },
+    }
+
+    let (done_tx, mut done) = mpsc::unbounded_channel::<String>();
+    let mut workers: HashMap<String, watch::Sender<Option<Arc<Pod>>>> = HashMap::new();
+    // Pods on disk that the API no longer has: stop what runs of them.
+    let listed: HashSet<String> = reader
+        .state()
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    for record in records.into_iter().filter(|r| !listed.contains(&r.uid)) {
+        tracing::info!(pod = %record.key(), uid = %record.uid, "stopping the containers of a pod that is gone");
+        let uid = record.uid.clone();
+        let (tx, rx) = watch::channel(None);
+        spawn_worker(&shared, record, rx, &done_tx, &shutdown);
+        workers.insert(uid, tx);
+    }
+    let mut counts = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        dispatch(&shared, &reader, &mut workers, &done_tx, &shutdown);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = changed.notified() => {}
+            Some(uid) = done.recv() => {
+                workers.remove(&uid);
+            }
+            _ = counts.tick() => count(&shared),
+        }
+    }
+}
+
+/// Hands every pod of the cache to its worker (starting one for a new pod) and tells the workers of pods
+/// that left the cache.
+fn dispatch(
+    shared: &Arc<Shared>,
+    reader: &Store<Pod>,
+    workers: &mut HashMap<String, watch::Sender<Option<Arc<Pod>>>>,
+    done: &mpsc::UnboundedSender<String>,
+    shutdown: &CancellationToken,
+) {
+    let pods = reader.state();
+    let mut present = HashSet::new();
+    for pod in pods {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            continue;
+        };
+        present.insert(uid.clone());
+        if let Some(tx) = workers.get(&uid) {
+            tx.send_if_modified(|current| {
+                let same = current
+                    .as_ref()
+                    .is_some_and(|c| c.metadata.resource_version == pod.metadata.resource_version);
+                if !same {
+                    *current = Some(pod.clone());
+                }
+                !same
+            });
+            continue;
+        }
+        let record = match shared.record(&pod) {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::warn!(pod = ?pod.metadata.name, error = %e, "cannot set up the pod");
+                continue;
+            }
+        };
+        let (tx, rx) = watch::channel(Some(pod.clone()));
+        spawn_worker(shared, record, rx, done, shutdown);
+        workers.insert(uid, tx);
+    }
+    for (uid, tx) in workers.iter() {
+        if !present.contains(uid) && tx.borrow().is_some() {
+            let _ = tx.send(None);
+        }
+    }
+}
+
+fn spawn_worker(
+    shared: &Arc<Shared>,
+    record: PodRecord,
+    updates: watch::Receiver<Option<Arc<Pod>>>,
+    done: &mpsc::UnboundedSender<String>,
+    shutdown: &CancellationToken,
+) {
+    let uid = record.uid.clone();
+    let worker = Worker::adopt(shared.clone(), record);
+    let done = done.clone();
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        worker.run(updates, shutdown).await;
+        let _ = done.send(uid);
+    });
+}
+
+/// Counts running pods and containers from the records on disk.
+fn count(shared: &Shared) {
+    let (mut pods, mut running, mut exited) = (0, 0, 0);
+    for entry in std::fs::read_dir(&shared.run_dir).into_iter().flatten().flatten() {
+        let attempts = super::runtime::Attempt::read_pod(&entry.path());
+        let live = attempts.iter().filter(|a| a.exit.is_none()).count() as i64;
+        running += live;
+        exited += attempts.len() as i64 - live;
+        pods += i64::from(live > 0);
+    }
+    shared.metrics.set_counts(pods, running, exited);
+}

@@ -1,0 +1,684 @@
+//! One pod on this node, from its first sight to its removal (the kubelet's pod worker and
+//! `SyncPod`): init containers in order, then the app containers; restarts by `restartPolicy` with the
+//! kubelet's CrashLoopBackOff; the status the kubelet writes; graceful termination with `preStop` hooks,
+//! SIGTERM to each container's process group, the grace period, SIGKILL; and the final delete.
+//!
+//! A worker starts by reading back what runs for its pod (`runtime::Attempt`), so a restarted agent adopts
+//! its containers instead of starting them twice. When the agent stops, workers stop too and leave the
+//! containers running.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use super::cgroups::Limits;
+use super::env::{self, EnvContext};
+use super::runtime::{self, Attempt, Connection, ExitRecord, ShimSpec, Signal, Signaller};
+use super::status;
+use super::{PodRecord, Shared};
+use crate::controllers::api_code;
+use crate::scheduler::fit::milli_value;
+
+/// How often a pod is looked at again when nothing happens (a ConfigMap that appears, say).
+const RESYNC: Duration = Duration::from_secs(10);
+/// How long SIGKILLed containers get to be reported gone.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+/// Grace for the containers of a pod that vanished from the API without a graceful delete.
+const ORPHAN_GRACE: Duration = Duration::from_secs(2);
+
+/// One run of a container.
+pub(super) struct Run {
+    pub id: String,
+    pub dir: PathBuf,
+    pub restart_count: i32,
+    pub log_path: PathBuf,
+    pub started_at: Option<jiff::Timestamp>,
+    pub exit: Option<ExitRecord>,
+    signaller: Option<Signaller>,
+}
+
+/// What the worker knows of one container of its pod.
+#[derive(Default)]
+pub(super) struct Track {
+    pub current: Option<Run>,
+    pub previous: Option<Run>,
+    /// Why the container is not running and not simply terminated: `CrashLoopBackOff`,
+    /// `CreateContainerConfigError`, `CreateContainerError`.
+    pub waiting: Option<(String, String)>,
+    backoff: Backoff,
+    retry_at: Option<Instant>,
+}
+
+impl Track {
+    pub fn running(&self) -> bool {
+        self.current.as_ref().is_some_and(|r| r.exit.is_none())
+    }
+}
+
+pub(super) struct Worker {
+    shared: Arc<Shared>,
+    pub uid: String,
+    pub pod: Option<Arc<Pod>>,
+    record: PodRecord,
+    pub tracks: HashMap<String, Track>,
+    exits_tx: mpsc::UnboundedSender<String>,
+    exits: mpsc::UnboundedReceiver<String>,
+    last_status: Option<serde_json::Value>,
+    /// When the pod first ran all its containers (for the start-latency metric, once).
+    started_reported: bool,
+}
+
+impl Worker {
+    /// A worker for the pod with `record`, adopting whatever of it the disk says runs.
+    pub fn adopt(shared: Arc<Shared>, record: PodRecord) -> Worker {
+        let (exits_tx, exits) = mpsc::unbounded_channel();
+        let mut worker = Worker {
+            shared,
+            uid: record.uid.clone(),
+            pod: None,
+            record,
+            tracks: HashMap::new(),
+            exits_tx,
+            exits,
+            last_status: None,
+            started_reported: false,
+        };
+        let pod_dir = worker.shared.run_dir.join(&worker.uid);
+        for attempt in Attempt::read_pod(&pod_dir) {
+            let name = attempt.spec.name.clone();
+            let mut run = Run {
+                id: attempt.spec.id.clone(),
+                dir: attempt.dir.clone(),
+                restart_count: attempt.spec.restart_count,
+                log_path: attempt.spec.log_path.clone(),
+                started_at: attempt.start.as_ref().map(|s| s.started_at),
+                exit: attempt.exit.clone(),
+                signaller: None,
+            };
+            if run.exit.is_none() {
+                match Connection::open(&run.id) {
+                    Ok(connection) => {
+                        tracing::info!(pod = %worker.record.key(), container = %name, "adopted a running container");
+                        worker.watch(&mut run, connection);
+                    }
+                    Err(_) => run.exit = Some(runtime::exit_after_shim(&run.dir)),
+                }
+            }
+            let track = worker.tracks.entry(name).or_default();
+            track.previous = track.current.take();
+            track.current = Some(run);
+        }
+        worker
+    }
+
+    fn watch(&self, run: &mut Run, connection: Connection) {
+        let (ended, signaller) = connection.split();
+        run.signaller = Some(signaller);
+        let tx = self.exits_tx.clone();
+        let id = run.id.clone();
+        tokio::spawn(async move {
+            ended.ended().await;
+            let _ = tx.send(id);
+        });
+    }
+
+    /// Runs the pod until it is gone (or the agent stops), following the pod updates on `updates`.
+    pub async fn run(mut self, mut updates: watch::Receiver<Option<Arc<Pod>>>, shutdown: CancellationToken) {
+        self.pod = updates.borrow_and_update().clone();
+        loop {
+            let removed = self.pod.is_none();
+            let deleting = self
+                .pod
+                .as_ref()
+                .is_some_and(|p| p.metadata.deletion_timestamp.is_some());
+            if removed || deleting {
+                self.terminate(&shutdown).await;
+                return;
+            }
+            let wake = self.sync().await;
+            let sleep = tokio::time::sleep_until(wake.unwrap_or_else(|| Instant::now() + RESYNC));
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = updates.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    self.pod = updates.borrow_and_update().clone();
+                }
+                Some(id) = self.exits.recv() => self.exited(&id),
+                _ = sleep => {}
+            }
+        }
+    }
+
+    /// Records the end of the run `id`, as its shim wrote it.
+    fn exited(&mut self, id: &str) {
+        for (name, track) in &mut self.tracks {
+            let Some(run) = track.current.as_mut().filter(|r| r.id == id) else {
+                continue;
+            };
+            if run.exit.is_some() {
+                return;
+            }
+            let exit = runtime::exit_after_shim(&run.dir);
+            tracing::info!(pod = %self.record.key(), container = %name, exit_code = exit.exit_code, reason = %exit.reason, "container ended");
+            if exit.reason == "StartError"
+                && let Some(pod) = &self.pod
+            {
+                let message = exit.message.clone().unwrap_or_default();
+                self.shared.recorder.warning(
+                    &container_ref(pod, name),
+                    "Failed",
+                    format!("Error: {message}"),
+                );
+            }
+            run.exit = Some(exit);
+            run.signaller = None;
+            return;
+        }
+    }
+
+    /// One pass of `SyncPod`: starts what should run and writes the status. Returns when to look again.
+    async fn sync(&mut self) -> Option<Instant> {
+        let pod = self.pod.clone()?;
+        let spec = pod.spec.clone().unwrap_or_default();
+        let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        let mut wake: Option<Instant> = None;
+        let mut earliest = |at: Instant| wake = Some(wake.map_or(at, |w| w.min(at)));
+
+        // Init containers, one after the other.
+        let mut initialized = true;
+        let mut failed = false;
+        for container in spec.init_containers.iter().flatten() {
+            let track = self.tracks.entry(container.name.clone()).or_default();
+            match track
+                .current
+                .as_ref()
+                .map(|r| r.exit.as_ref().map(|e| e.exit_code))
+            {
+                Some(Some(0)) => continue,
+                Some(None) => {
+                    initialized = false;
+                    break;
+                }
+                Some(Some(_)) if policy == "Never" => {
+                    initialized = false;
+                    failed = true;
+                    break;
+                }
+                Some(Some(_)) | None => {
+                    initialized = false;
+                    if let Some(at) = self.start_or_back_off(&pod, container, true).await {
+                        earliest(at);
+                    }
+                    break;
+                }
+            }
+        }
+        if initialized && !failed {
+            for container in &spec.containers {
+                let track = self.tracks.entry(container.name.clone()).or_default();
+                let restart = match track
+                    .current
+                    .as_ref()
+                    .map(|r| r.exit.as_ref().map(|e| e.exit_code))
+                {
+                    None => true,
+                    Some(None) => false,
+                    Some(Some(code)) => policy == "Always" || (policy == "OnFailure" && code != 0),
+                };
+                if restart && let Some(at) = self.start_or_back_off(&pod, container, false).await {
+                    earliest(at);
+                }
+            }
+        }
+        self.write_status(&pod).await;
+        wake
+    }
+
+    /// Starts `container` unless it is in back-off (then it waits in `CrashLoopBackOff` until the returned
+    /// time) or cannot be configured (then it waits with the reason, and is tried again after `RESYNC`).
+    async fn start_or_back_off(&mut self, pod: &Pod, container: &Container, init: bool) -> Option<Instant> {
+        let key = self.record.key();
+        let track = self.tracks.get_mut(&container.name)?;
+        if let Some(at) = track.retry_at
+            && at > Instant::now()
+        {
+            return Some(at);
+        }
+        if let Some(exit) = track.current.as_ref().and_then(|r| r.exit.as_ref()) {
+            let finished = exit.finished_at;
+            if let Some(remaining) = track.backoff.remaining(finished) {
+                let message = format!(
+                    "back-off {} restarting failed container={} pod={}",
+                    format_backoff(track.backoff.delay()),
+                    container.name,
+                    pod_label(pod)
+                );
+                let first = track
+                    .waiting
+                    .as_ref()
+                    .is_none_or(|(r, _)| r != "CrashLoopBackOff");
+                track.waiting = Some(("CrashLoopBackOff".into(), message));
+                if first {
+                    self.shared.recorder.warning(
+                        &container_ref(pod, &container.name),
+                        "BackOff",
+                        format!(
+                            "Back-off restarting failed container {} in pod {}",
+                            container.name,
+                            pod_label(pod)
+                        ),
+                    );
+                }
+                return Some(Instant::now() + remaining);
+            }
+            track.backoff.next(finished);
+        }
+        match self.start(pod, container, init).await {
+            Ok(()) => {
+                if let Some(track) = self.tracks.get_mut(&container.name) {
+                    track.waiting = None;
+                    track.retry_at = None;
+                }
+                None
+            }
+            Err((reason, message)) => {
+                tracing::warn!(pod = %key, container = %container.name, reason, message = %message, "container cannot start");
+                self.shared.recorder.warning(
+                    &container_ref(pod, &container.name),
+                    "Failed",
+                    format!("Error: {message}"),
+                );
+                let at = Instant::now() + RESYNC;
+                if let Some(track) = self.tracks.get_mut(&container.name) {
+                    track.waiting = Some((reason.into(), message));
+                    track.retry_at = Some(at);
+                }
+                Some(at)
+            }
+        }
+    }
+
+    /// Starts a new run of `container`: environment, cgroups, the shim.
+    async fn start(
+        &mut self,
+        pod: &Pod,
+        container: &Container,
+        init: bool,
+    ) -> Result<(), (&'static str, String)> {
+        let shared = self.shared.clone();
+        let ip = self.record.ip.to_string();
+        let ctx = EnvContext {
+            client: &shared.client,
+            pod_ip: &ip,
+            host_ip: &shared.host_ip,
+            allocatable: &shared.allocatable,
+        };
+        let env = env::resolve(&ctx, pod, container)
+            .await
+            .map_err(|e| ("CreateContainerConfigError", e))?;
+        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let argv: Vec<String> = container
+            .command
+            .iter()
+            .flatten()
+            .chain(container.args.iter().flatten())
+            .map(|a| env::expand(a, lookup))
+            .collect();
+        if container.command.as_ref().is_none_or(Vec::is_empty) {
+            return Err((
+                "CreateContainerError",
+                format!(
+                    "container {:?} has no command: containers run as host processes here, and the entrypoint of image {:?} is not known",
+                    container.name,
+                    container.image.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+        let track = self.tracks.entry(container.name.clone()).or_default();
+        let restart_count = track.current.as_ref().map_or(0, |r| r.restart_count + 1);
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = shared.run_dir.join(&self.uid).join(&id);
+        let cgroups = shared
+            .cgroups
+            .create(&self.uid, &id, &limits(container))
+            .map_err(|e| {
+                (
+                    "CreateContainerError",
+                    format!("creating the container's cgroups: {e}"),
+                )
+            })?;
+        let spec = ShimSpec {
+            id: id.clone(),
+            name: container.name.clone(),
+            init,
+            restart_count,
+            argv,
+            env,
+            working_dir: container.working_dir.as_ref().map(PathBuf::from),
+            log_path: shared
+                .log_dir
+                .join(self.record.log_dir_name())
+                .join(&container.name)
+                .join(format!("{restart_count}.log")),
+            rotation: shared.rotation,
+            cgroups,
+        };
+        let connection = runtime::start(&shared.shim, &dir, &spec).await.map_err(|e| {
+            (
+                "CreateContainerError",
+                format!("starting the container's shim: {e}"),
+            )
+        })?;
+        let reference = container_ref(pod, &container.name);
+        shared.recorder.normal(
+            &reference,
+            "Created",
+            format!("Created container: {}", container.name),
+        );
+        let mut run = Run {
+            id,
+            dir,
+            restart_count,
+            log_path: spec.log_path.clone(),
+            started_at: Some(jiff::Timestamp::now()),
+            exit: None,
+            signaller: None,
+        };
+        self.watch(&mut run, connection);
+        shared.recorder.normal(
+            &reference,
+            "Started",
+            format!("Started container {}", container.name),
+        );
+        let track = self.tracks.entry(container.name.clone()).or_default();
+        if let Some(old) = track.previous.take() {
+            self.shared.forget_run(&self.uid, &old);
+        }
+        track.previous = track.current.take();
+        track.current = Some(run);
+        Ok(())
+    }
+
+    /// Writes the pod's status when it changed.
+    async fn write_status(&mut self, pod: &Pod) {
+        let status = status::build(pod, self, &self.shared.host_ip, self.record.ip);
+        if !self.started_reported && status.phase.as_deref() == Some("Running") && status::all_running(self) {
+            self.started_reported = true;
+            if let Some(created) = &pod.metadata.creation_timestamp {
+                let seconds = (jiff::Timestamp::now() - created.0)
+                    .total(jiff::Unit::Second)
+                    .unwrap_or(0.0);
+                self.shared.metrics.pod_started(seconds.max(0.0));
+            }
+        }
+        let Ok(value) = serde_json::to_value(&status) else {
+            return;
+        };
+        if self.last_status.as_ref() == Some(&value) {
+            return;
+        }
+        let api: kube::Api<Pod> = kube::Api::namespaced(self.shared.client.clone(), &self.record.namespace);
+        let patch = serde_json::json!({"status": value});
+        match api
+            .patch_status(
+                &self.record.name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(patch),
+            )
+            .await
+        {
+            Ok(_) => self.last_status = Some(value),
+            Err(e) if api_code(&e) == Some(404) => {}
+            Err(e) => tracing::warn!(pod = %self.record.key(), error = %e, "writing the pod status failed"),
+        }
+    }
+
+    /// Stops every container of the pod (preStop hooks, SIGTERM, the grace period, SIGKILL), then, when the
+    /// pod is still in the API, writes its final status and deletes it; then forgets it.
+    async fn terminate(&mut self, shutdown: &CancellationToken) {
+        let pod = self.pod.clone();
+        let grace = match pod.as_deref() {
+            Some(pod) => Duration::from_secs(
+                pod.metadata
+                    .deletion_grace_period_seconds
+                    .or(pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+                    .unwrap_or(30)
+                    .max(0) as u64,
+            ),
+            None => ORPHAN_GRACE,
+        };
+        let deadline = Instant::now() + grace;
+        let names: Vec<String> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.running())
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut hooks = Vec::new();
+        for name in &names {
+            if let Some(pod) = pod.as_deref() {
+                self.shared.recorder.normal(
+                    &container_ref(pod, name),
+                    "Killing",
+                    format!("Stopping container {name}"),
+                );
+                if let Some(hook) = pre_stop(pod, name) {
+                    hooks.push((name.clone(), hook));
+                }
+            }
+        }
+        // preStop hooks run first (in parallel), inside the grace period; each container gets its SIGTERM
+        // when its hook is done.
+        let mut pending: Vec<String> = Vec::new();
+        for name in &names {
+            if !hooks.iter().any(|(n, _)| n == name) {
+                pending.push(name.clone());
+            }
+        }
+        self.signal(&pending, Signal::Term).await;
+        let mut hook_tasks = tokio::task::JoinSet::new();
+        for (name, argv) in hooks {
+            let env = self.hook_env(pod.as_deref(), &name).await;
+            hook_tasks.spawn(async move {
+                let outcome = run_hook(&argv, env, deadline).await;
+                (name, outcome)
+            });
+        }
+        let mut killed = false;
+        loop {
+            if self.tracks.values().all(|t| !t.running()) && hook_tasks.is_empty() {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                Some(id) = self.exits.recv() => self.exited(&id),
+                Some(Ok((name, outcome))) = hook_tasks.join_next(), if !hook_tasks.is_empty() => {
+                    if let (Err(message), Some(pod)) = (outcome, pod.as_deref()) {
+                        self.shared.recorder.warning(
+                            &container_ref(pod, &name),
+                            "FailedPreStopHook",
+                            format!("PreStopHook failed: {message}"),
+                        );
+                    }
+                    self.signal(std::slice::from_ref(&name), Signal::Term).await;
+                }
+                _ = tokio::time::sleep_until(deadline), if !killed => {
+                    killed = true;
+                    hook_tasks.abort_all();
+                    let all: Vec<String> = self.tracks.keys().cloned().collect();
+                    self.signal(&all, Signal::Kill).await;
+                }
+                _ = tokio::time::sleep_until(deadline + KILL_WAIT), if killed => {
+                    tracing::warn!(pod = %self.record.key(), "containers did not report their end after SIGKILL");
+                    break;
+                }
+            }
+        }
+        if let Some(pod) = pod.as_deref() {
+            self.write_status(pod).await;
+            let api: kube::Api<Pod> =
+                kube::Api::namespaced(self.shared.client.clone(), &self.record.namespace);
+            let params = kube::api::DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(kube::api::Preconditions {
+                    uid: Some(self.uid.clone()),
+                    resource_version: None,
+                }),
+                ..kube::api::DeleteParams::default()
+            };
+            match api.delete(&self.record.name, &params).await {
+                Err(e) if !matches!(api_code(&e), Some(404 | 409)) => {
+                    tracing::warn!(pod = %self.record.key(), error = %e, "finishing the pod's deletion failed");
+                    return;
+                }
+                _ => {}
+            }
+        }
+        self.shared.forget_pod(&self.record);
+    }
+
+    async fn signal(&mut self, names: &[String], signal: Signal) {
+        for name in names {
+            if let Some(run) = self.tracks.get_mut(name).and_then(|t| t.current.as_mut())
+                && run.exit.is_none()
+                && let Some(signaller) = &mut run.signaller
+            {
+                signaller.send(signal).await;
+            }
+        }
+    }
+
+    async fn hook_env(&self, pod: Option<&Pod>, name: &str) -> Vec<(String, String)> {
+        let Some(pod) = pod else { return Vec::new() };
+        let Some(container) = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.iter().find(|c| c.name == name))
+        else {
+            return Vec::new();
+        };
+        let ip = self.record.ip.to_string();
+        let ctx = EnvContext {
+            client: &self.shared.client,
+            pod_ip: &ip,
+            host_ip: &self.shared.host_ip,
+            allocatable: &self.shared.allocatable,
+        };
+        env::resolve(&ctx, pod, container).await.unwrap_or_default()
+    }
+}
+
+/// A container's `preStop` exec command.
+fn pre_stop(pod: &Pod, name: &str) -> Option<Vec<String>> {
+    let container = pod.spec.as_ref()?.containers.iter().find(|c| c.name == name)?;
+    let command = container
+        .lifecycle
+        .as_ref()?
+        .pre_stop
+        .as_ref()?
+        .exec
+        .as_ref()?
+        .command
+        .clone()?;
+    (!command.is_empty()).then_some(command)
+}
+
+/// Runs a hook command to its end or the deadline; the error is the kubelet's event text.
+async fn run_hook(argv: &[String], env: Vec<(String, String)>, deadline: Instant) -> Result<(), String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Ok(());
+    };
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout_at(deadline, child).await {
+        Err(_) => Err(format!("command {argv:?} did not finish within the grace period")),
+        Ok(Err(e)) => Err(format!("command {argv:?} could not run: {e}")),
+        Ok(Ok(out)) if !out.status.success() => Err(format!(
+            "command {argv:?} exited with {}: {}",
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).trim()
+        )),
+        Ok(Ok(_)) => Ok(()),
+    }
+}
+
+/// The kubelet's reference to a container in events: the pod, with `spec.containers{name}`.
+pub(super) fn container_ref(pod: &Pod, name: &str) -> k8s_openapi::api::core::v1::ObjectReference {
+    use kube::Resource;
+    let init = pod
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.init_containers.iter().flatten().any(|c| c.name == name));
+    let mut reference = pod.object_ref(&());
+    reference.field_path = Some(if init {
+        format!("spec.initContainers{{{name}}}")
+    } else {
+        format!("spec.containers{{{name}}}")
+    });
+    reference
+}
+
+/// `format.Pod`: `name_namespace(uid)`.
+fn pod_label(pod: &Pod) -> String {
+    format!(
+        "{}_{}({})",
+        pod.metadata.name.as_deref().unwrap_or_default(),
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.uid.as_deref().unwrap_or_default()
+    )
+}
+
+/// Go's `time.Duration` text for whole seconds and minutes: `10s`, `2m40s`, `5m0s`.
+fn format_backoff(delay: Duration) -> String {
+    let secs = delay.as_secs();
+    if secs >= 60 {
+        format!("{}m{}s", secs / 60, secs % 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// The cgroup limits of a container.
+fn limits(container: &Container) -> Limits {
+    let resources = container.resources.clone().unwrap_or_default();
+    let get = |map: &Option<
+        std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    >,
+               name: &str| {
+        map.as_ref()
+            .and_then(|m| m.get(name))
+            .and_then(|q| milli_value(&q.0))
+    };
+    Limits {
+        memory_bytes: get(&resources.limits, "memory").map(|m| m / 1000),
+        cpu_millis: get(&resources.limits, "cpu"),
+        cpu_request_millis: get(&resources.requests, "cpu").or_else(|| get(&resources.limits, "cpu")),
+        pids: Some(super::PIDS_LIMIT),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_text_is_go_duration() {
+        assert_eq!(format_backoff(Duration::from_secs(10)), "10s");
+        assert_eq!(format_backoff(Duration::from_secs(160)), "2m40s");
+        assert_eq!(format_backoff(Duration::from_secs(300)), "5m0s");
+    }
+}
