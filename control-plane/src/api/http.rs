@@ -680,7 +680,11 @@ async fn dispatch(
                 rt, ns, name, sub, ..
             },
             Method::PATCH,
-        ) if !matches!(sub, Subresource::Finalize | Subresource::Binding | Subresource::Log) => {
+        ) if !matches!(
+            sub,
+            Subresource::Finalize | Subresource::Binding | Subresource::Log
+        ) =>
+        {
             let patch_type = PatchType::from_content_type(&content_type)
                 .ok_or_else(|| ApiError::UnsupportedMediaType(PatchType::ACCEPTED.into()))?;
             let body = read_body(body).await?;
