@@ -26,5 +26,7 @@ mod reflector;
 mod replicasets;
 #[path = "e2e/scheduling.rs"]
 mod scheduling;
+#[path = "e2e/services.rs"]
+mod services;
 #[path = "e2e/shipping.rs"]
 mod shipping;

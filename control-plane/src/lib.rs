@@ -1,6 +1,7 @@
 //! Glasshouse's control plane: the store, the Kubernetes-compatible API server on it, and (as they land)
 //! the controllers, scheduler and node runtime that drive workloads through that API.
 
+pub mod addresses;
 pub mod api;
 pub mod client;
 pub mod controllers;

@@ -359,6 +359,9 @@ impl Objects {
         if let Some(ns) = ns.filter(|_| rt.namespaced) {
             self.check_namespace_open(ns).await?;
         }
+        if stored_rt.kind == "Service" {
+            self.allocate_service_addresses(rt, &mut object).await?;
+        }
         if opts.dry_run {
             return Ok(conversion::from_storage(rt, object));
         }
@@ -370,6 +373,135 @@ impl Objects {
             .map_err(|e| ApiError::from_store(e, rt.group_resource(), &name))?;
         meta_mut(&mut object).insert("resourceVersion".into(), json!(revision.to_string()));
         Ok(conversion::from_storage(rt, object))
+    }
+
+    /// Gives a new Service its ClusterIP (from `crate::addresses::SERVICE_NETWORK`, unless headless or ExternalName) and
+    /// its node ports (NodePort and LoadBalancer), checking the ones the body names are free and in range,
+    /// as kube-apiserver's allocators do.
+    async fn allocate_service_addresses(
+        &self,
+        rt: &ResourceType,
+        service: &mut Value,
+    ) -> Result<(), ApiError> {
+        let services = self.list(rt, None, &ListOptions::default()).await?;
+        let used_ips: std::collections::HashSet<String> = services
+            .items
+            .iter()
+            .filter_map(|s| {
+                s.pointer("/spec/clusterIP")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect();
+        let used_ports: std::collections::HashSet<i64> = services
+            .items
+            .iter()
+            .flat_map(|s| {
+                s.pointer("/spec/ports")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
+            .collect();
+        let name = meta_str(service, "name").unwrap_or_default().to_string();
+        let invalid = |field: String, value: Value, detail: String| ApiError::Invalid {
+            kind: "Service",
+            group: "",
+            name: name.clone(),
+            causes: vec![super::error::Cause::invalid(field, &value, detail)],
+        };
+        let kind = service
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string();
+        if kind != "ExternalName" {
+            let requested = service
+                .pointer("/spec/clusterIP")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let ip = match requested.as_str() {
+                "None" => "None".to_string(),
+                "" => crate::addresses::SERVICE_NETWORK
+                    .allocate(|ip| !used_ips.contains(&ip.to_string()))
+                    .ok_or_else(|| ApiError::Internal("the service address range is exhausted".into()))?
+                    .to_string(),
+                wanted => {
+                    let parsed: Option<std::net::Ipv4Addr> = wanted.parse().ok();
+                    if !parsed.is_some_and(|ip| crate::addresses::SERVICE_NETWORK.contains(ip)) {
+                        return Err(invalid(
+                            "spec.clusterIPs".into(),
+                            json!(wanted),
+                            format!(
+                                "failed to allocate IP {wanted}: the provided IP ({wanted}) is not in the valid range. The range of valid IPs is {}",
+                                crate::addresses::SERVICE_NETWORK
+                            ),
+                        ));
+                    }
+                    if used_ips.contains(wanted) {
+                        return Err(invalid(
+                            "spec.clusterIPs".into(),
+                            json!(wanted),
+                            format!("failed to allocate IP {wanted}: provided IP is already allocated"),
+                        ));
+                    }
+                    wanted.to_string()
+                }
+            };
+            service["spec"]["clusterIP"] = json!(ip);
+            service["spec"]["clusterIPs"] = json!([ip]);
+            if ip != "None" {
+                service["spec"]["ipFamilies"] = json!(["IPv4"]);
+                service["spec"]["ipFamilyPolicy"] = json!("SingleStack");
+            }
+        }
+        if kind == "NodePort" || kind == "LoadBalancer" {
+            let mut taken = used_ports;
+            let ports = service["spec"]["ports"]
+                .as_array_mut()
+                .map(std::mem::take)
+                .unwrap_or_default();
+            let mut out = Vec::with_capacity(ports.len());
+            for (i, mut port) in ports.into_iter().enumerate() {
+                match port.get("nodePort").and_then(Value::as_i64).filter(|p| *p != 0) {
+                    Some(wanted) if !crate::addresses::NODE_PORTS.contains(&wanted) => {
+                        return Err(invalid(
+                            format!("spec.ports[{i}].nodePort"),
+                            json!(wanted),
+                            format!(
+                                "provided port is not in the valid range. The range of valid ports is {}-{}",
+                                crate::addresses::NODE_PORTS.start(),
+                                crate::addresses::NODE_PORTS.end()
+                            ),
+                        ));
+                    }
+                    Some(wanted) if !taken.insert(wanted) => {
+                        return Err(invalid(
+                            format!("spec.ports[{i}].nodePort"),
+                            json!(wanted),
+                            "provided port is already allocated".into(),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        let span =
+                            crate::addresses::NODE_PORTS.end() - crate::addresses::NODE_PORTS.start() + 1;
+                        let start = rand::random_range(0..span);
+                        let free = (0..span)
+                            .map(|n| crate::addresses::NODE_PORTS.start() + (start + n) % span)
+                            .find(|p| !taken.contains(p))
+                            .ok_or_else(|| ApiError::Internal("the node port range is exhausted".into()))?;
+                        taken.insert(free);
+                        port["nodePort"] = json!(free);
+                    }
+                }
+                out.push(port);
+            }
+            service["spec"]["ports"] = Value::Array(out);
+        }
+        Ok(())
     }
 
     /// Checks a body's type and namespace against the endpoint and fills them in where absent.

@@ -2,6 +2,7 @@
 //! `kube::Client`, exactly as it would to a real cluster.
 
 pub mod deployment;
+pub mod endpoints;
 pub mod garbage_collector;
 pub mod namespace;
 pub mod node_lifecycle;
@@ -246,6 +247,7 @@ pub fn start(
         metrics.clone(),
         shutdown.clone(),
     ));
+    tokio::spawn(endpoints::run(client.clone(), metrics.clone(), shutdown.clone()));
     tokio::spawn(namespace::run(client, metrics, shutdown));
 }
 

@@ -2,7 +2,8 @@
 //! updates) its Node with the machine's capacity, addresses, system info and conditions, renews its
 //! Lease in `kube-node-lease` every 10 s, and reports its status again every 5 minutes, as the kubelet
 //! does (`nodeLeaseDurationSeconds` 40, `nodeStatusReportFrequency` 5m). The pods bound to the node run
-//! as host processes (`pods`, `worker`), each container owned by a shim (`shim`, `runtime`).
+//! as host processes (`pods`, `worker`), each container owned by a shim (`shim`, `runtime`); `proxy`
+//! forwards Service addresses to ready endpoints.
 
 mod backoff;
 pub mod cgroups;
@@ -11,6 +12,7 @@ mod env;
 pub mod host;
 pub mod logs;
 mod pods;
+mod proxy;
 pub mod runtime;
 pub mod shim;
 mod status;
@@ -158,6 +160,14 @@ impl Agent {
             self.config.name.clone(),
             shutdown.clone(),
         ));
+        match self.config.address.parse() {
+            Ok(address) => {
+                tokio::spawn(proxy::run(self.client.clone(), address, shutdown.clone()));
+            }
+            Err(e) => {
+                tracing::error!(address = %self.config.address, error = %e, "no service proxy: the node address is not an IP")
+            }
+        }
         let mut renew = tokio::time::interval(RENEW_EVERY);
         let mut report = tokio::time::interval(REPORT_EVERY);
         report.tick().await;

@@ -19,6 +19,7 @@ use super::cgroups::Cgroups;
 use super::crilog::Rotation;
 use super::runtime::write_json_atomic;
 use super::worker::{Run, Worker};
+use crate::addresses::Ipv4Range;
 use crate::controllers::drive_reflector;
 use crate::telemetry::NodeMetrics;
 
@@ -155,34 +156,22 @@ impl Shared {
 /// Pod addresses of the node's range, handed out at random (several agents on one host, as in tests, then
 /// rarely meet) and taken back when a pod goes.
 struct IpPool {
-    base: u32,
-    size: u32,
+    range: Ipv4Range,
     used: HashSet<Ipv4Addr>,
 }
 
 impl IpPool {
     fn new(base: Ipv4Addr, prefix: u8) -> IpPool {
-        let size = 1u32 << (32 - u32::from(prefix.clamp(8, 30)));
         IpPool {
-            base: u32::from(base) & !(size - 1),
-            size,
+            range: Ipv4Range::new(base, prefix),
             used: HashSet::new(),
         }
     }
 
     fn allocate(&mut self) -> Option<Ipv4Addr> {
-        // The network and broadcast addresses and the first host (the "gateway") are not handed out.
-        let usable = self.size - 3;
-        if self.used.len() as u32 >= usable {
-            return None;
-        }
-        let start = rand::random_range(0..usable);
-        (0..usable)
-            .map(|n| Ipv4Addr::from(self.base + 2 + (start + n) % usable))
-            .find(|ip| !self.used.contains(ip))
-            .inspect(|ip| {
-                self.used.insert(*ip);
-            })
+        let ip = self.range.allocate(|ip| !self.used.contains(&ip))?;
+        self.used.insert(ip);
+        Some(ip)
     }
 
     fn reserve(&mut self, ip: Ipv4Addr) {
