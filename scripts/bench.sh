@@ -20,3 +20,6 @@ cargo bench --bench shipper
 echo
 echo "## API latency, 50 clients at 500 requests/s in all"
 cargo bench --features etcd --bench api
+echo
+echo "## pod start-up: 200 pods from one Deployment, then idle memory and CPU"
+cargo bench --bench pods

@@ -19,12 +19,12 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::api_code;
 use super::replicaset::is_ready;
-use super::{api_code, drive_reflector};
 use crate::telemetry::{ControllerMetrics, ReconcileFinished};
 
 pub const NAME: &str = "endpoint-controller";
@@ -74,13 +74,10 @@ where
         + Sync
         + 'static,
 {
-    let (reader, writer) = reflector::store::<K>();
-    let stream = watcher(Api::<K>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
     let changed = changed.clone();
-    drive_reflector(stream, shutdown.clone(), NAME, move |_| changed.notify_one());
-    reader
+    super::cache(client, watcher::Config::default(), shutdown, NAME, move |_| {
+        changed.notify_one()
+    })
 }
 
 async fn pass(

@@ -116,6 +116,33 @@ pub fn drive_reflector<K, S>(
     });
 }
 
+/// A cache of the `K` objects `config` selects, kept by a reflector in a task of its own until `shutdown`;
+/// `on_event` sees every change it brings.
+pub fn cache<K>(
+    client: &kube::Client,
+    config: kube::runtime::watcher::Config,
+    shutdown: &CancellationToken,
+    who: &'static str,
+    on_event: impl FnMut(&kube::runtime::watcher::Event<K>) + Send + 'static,
+) -> kube::runtime::reflector::Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    use kube::runtime::WatchStreamExt;
+    let (reader, writer) = kube::runtime::reflector::store::<K>();
+    let stream = kube::runtime::watcher(kube::Api::<K>::all(client.clone()), config)
+        .default_backoff()
+        .reflect(writer);
+    drive_reflector(stream, shutdown.clone(), who, on_event);
+    reader
+}
+
 /// `reconcile`, timed and counted in the controller metrics under `name`.
 pub fn timed<K, C, E, F, Fut>(
     name: &'static str,

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +20,7 @@ use super::crilog::Rotation;
 use super::runtime::write_json_atomic;
 use super::worker::{Run, Worker};
 use crate::addresses::Ipv4Range;
-use crate::controllers::drive_reflector;
+use crate::controllers::cache;
 use crate::telemetry::NodeMetrics;
 
 /// What every pod worker shares.
@@ -193,12 +193,9 @@ pub async fn run(shared: Arc<Shared>, node: String, shutdown: CancellationToken)
         }
     }
     let changed = Arc::new(Notify::new());
-    let (reader, writer) = reflector::store::<Pod>();
-    let api: kube::Api<Pod> = kube::Api::all(shared.client.clone());
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
-    let stream = watcher(api, config).default_backoff().reflect(writer);
     let notify = changed.clone();
-    drive_reflector(stream, shutdown.clone(), "node agent", move |_| {
+    let reader: Store<Pod> = cache(&shared.client, config, &shutdown, "node agent", move |_| {
         notify.notify_one()
     });
     tokio::select! {

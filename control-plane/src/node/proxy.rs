@@ -12,14 +12,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Endpoints, Service};
-use kube::api::Api;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::controllers::drive_reflector;
+use crate::controllers::cache;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How soon a listener that could not bind is tried again.
@@ -35,19 +34,21 @@ struct Backend {
 
 pub async fn run(client: kube::Client, node_address: IpAddr, shutdown: CancellationToken) {
     let changed = Arc::new(Notify::new());
-    let (services, writer) = reflector::store::<Service>();
-    let stream = watcher(Api::<Service>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
     let notify = changed.clone();
-    drive_reflector(stream, shutdown.clone(), "service proxy", move |_| {
-        notify.notify_one()
-    });
-    let (endpoints, writer) = reflector::store::<Endpoints>();
-    let stream = watcher(Api::<Endpoints>::all(client), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
-    drive_reflector(stream, shutdown.clone(), "service proxy", |_| {});
+    let services: Store<Service> = cache(
+        &client,
+        watcher::Config::default(),
+        &shutdown,
+        "service proxy",
+        move |_| notify.notify_one(),
+    );
+    let endpoints: Store<Endpoints> = cache(
+        &client,
+        watcher::Config::default(),
+        &shutdown,
+        "service proxy",
+        |_| {},
+    );
 
     let mut listeners: HashMap<SocketAddr, (Backend, CancellationToken)> = HashMap::new();
     loop {

@@ -18,37 +18,27 @@ pub fn new_session() -> io::Result<()> {
 }
 
 /// Sends `signal` to every process of the process group `pgid`. A group that is gone is not an error.
-#[allow(unsafe_code)]
 pub fn signal_group(pgid: u32, signal: i32) -> io::Result<()> {
-    let Ok(pgid) = i32::try_from(pgid) else {
-        return Err(io::Error::from(io::ErrorKind::InvalidInput));
-    };
-    if pgid <= 1 {
-        return Err(io::Error::from(io::ErrorKind::InvalidInput));
-    }
-    // SAFETY: kill has no memory effects; a negative pid addresses the group, and pgid > 1 rules out
-    // "every process" (-1) and our own group (0).
-    if unsafe { libc::kill(-pgid, signal) } < 0 {
-        let error = io::Error::last_os_error();
-        if error.raw_os_error() == Some(libc::ESRCH) {
-            return Ok(());
-        }
-        return Err(error);
-    }
-    Ok(())
+    kill(pgid, signal, true)
 }
 
 /// Sends `signal` to one process. A process that is gone is not an error.
-#[allow(unsafe_code)]
 pub fn signal_process(pid: u32, signal: i32) -> io::Result<()> {
-    let Ok(pid) = i32::try_from(pid) else {
+    kill(pid, signal, false)
+}
+
+#[allow(unsafe_code)]
+fn kill(id: u32, signal: i32, group: bool) -> io::Result<()> {
+    let Ok(id) = i32::try_from(id) else {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     };
-    if pid <= 1 {
+    // Never "every process" (-1) nor our own group (0), nor init.
+    if id <= 1 {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     }
-    // SAFETY: as above; pid > 1 addresses exactly one process.
-    if unsafe { libc::kill(pid, signal) } < 0 {
+    let target = if group { -id } else { id };
+    // SAFETY: kill(2) has no memory effects; `target` names one process or one group.
+    if unsafe { libc::kill(target, signal) } < 0 {
         let error = io::Error::last_os_error();
         if error.raw_os_error() == Some(libc::ESRCH) {
             return Ok(());

@@ -18,15 +18,15 @@ use std::time::Duration;
 use eventer::{EventType, EventsRecorder};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{Store, store::Writer};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::controllers::{api_code, drive_reflector};
+use crate::controllers::api_code;
 use crate::telemetry::{ControllerMetrics, SchedulingAttempted};
 use fit::Requests;
 
@@ -105,19 +105,18 @@ where
         + Sync
         + 'static,
 {
-    let writer = Writer::<K>::default();
-    let store = writer.as_reader();
-    let api: Api<K> = Api::all(client.clone());
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
-    drive_reflector(stream, shutdown.clone(), "scheduler", move |event| {
-        if helps(event) {
-            cluster.fetch_add(1, Ordering::Relaxed);
-        }
-        changed.notify_one();
-    });
-    store
+    crate::controllers::cache(
+        client,
+        watcher::Config::default(),
+        shutdown,
+        "scheduler",
+        move |event| {
+            if helps(event) {
+                cluster.fetch_add(1, Ordering::Relaxed);
+            }
+            changed.notify_one();
+        },
+    )
 }
 
 /// A pod that fit nowhere: when to try it again.

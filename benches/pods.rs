@@ -1,0 +1,189 @@
+//! Pod start-up at scale: one Deployment of 200 small sleeping processes on `glasshouse up` (release
+//! build). Measures, from a watch of the pods: the time until all run, pods/s, and each pod's latency from
+//! its creation (first seen on the watch) to Running and Ready; then, with the 200 pods asleep, the
+//! platform's resident memory (the agent shares the process with the control plane, so this bounds the
+//! agent's) and its CPU over 30 s, and the shims' memory. The peer, in the same run: the same 200
+//! processes started straight from a shell, the floor no orchestrator goes under.
+//!
+//! `cargo bench --bench pods`
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+const PODS: usize = 200;
+const IDLE_WINDOW: Duration = Duration::from_secs(30);
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn pids_of(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn peer() -> Duration {
+    let started = Instant::now();
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("for i in $(seq {PODS}); do sleep 1000.7 & done"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let elapsed = started.elapsed();
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", "sleep 1000.7"])
+        .status();
+    elapsed
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_in(dir.path(), &[]);
+    let http = server.http(4);
+    let bearer = format!("Bearer {}", server.token);
+    let pods_url = format!("{}/api/v1/namespaces/default/pods", server.api);
+    // The node must be there before the clock starts.
+    loop {
+        let nodes: Value = http
+            .get(format!("{}/api/v1/nodes", server.api))
+            .header("Authorization", &bearer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if nodes["items"].as_array().is_some_and(|i| !i.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let watch = http
+        .get(format!("{pods_url}?watch=true&labelSelector=app%3Dbench"))
+        .header("Authorization", &bearer)
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await
+        .unwrap();
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench"},
+        "spec": {"replicas": PODS, "selector": {"matchLabels": {"app": "bench"}},
+            "template": {"metadata": {"labels": {"app": "bench"}},
+                "spec": {"containers": [{"name": "sleep", "image": "busybox", "command": ["sleep", "100000"]}]}}}
+    });
+    let started = Instant::now();
+    http.post(format!(
+        "{}/apis/apps/v1/namespaces/default/deployments",
+        server.api
+    ))
+    .header("Authorization", &bearer)
+    .json(&deployment)
+    .send()
+    .await
+    .unwrap()
+    .error_for_status()
+    .unwrap();
+    let mut first_seen: HashMap<String, Instant> = HashMap::new();
+    let mut latencies: Vec<f64> = Vec::new();
+    let mut done: std::collections::HashSet<String> = Default::default();
+    let mut stream = watch.bytes_stream();
+    let mut buffer = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while done.len() < PODS && Instant::now() < deadline {
+        let Some(Ok(chunk)) = stream.next().await else {
+            break;
+        };
+        buffer.extend_from_slice(&chunk);
+        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            let Ok(event) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
+            let pod = &event["object"];
+            let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let seen = *first_seen.entry(name.clone()).or_insert_with(Instant::now);
+            let ready = pod["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+            if pod["status"]["phase"] == "Running" && ready && done.insert(name) {
+                latencies.push(seen.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let all_running = started.elapsed();
+    assert_eq!(done.len(), PODS, "all pods ran within 300 s");
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!("pods: {PODS} from one Deployment");
+    println!(
+        "  all Running and Ready after {:.2} s ({:.1} pods/s)",
+        all_running.as_secs_f64(),
+        PODS as f64 / all_running.as_secs_f64()
+    );
+    println!(
+        "  start-up latency (created → Running+Ready): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        percentile(&latencies, 0.5) * 1000.0,
+        percentile(&latencies, 0.99) * 1000.0,
+        latencies.last().unwrap() * 1000.0
+    );
+
+    // Idle: let the status writes settle, then measure.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let pid = server.child.id();
+    let ticks = |pid| cpu_ticks(pid);
+    let shims = pids_of("glasshouse shim ");
+    let (before, shims_before): (u64, u64) = (ticks(pid), shims.iter().map(|p| ticks(*p)).sum());
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let (after, shims_after): (u64, u64) = (ticks(pid), shims.iter().map(|p| ticks(*p)).sum());
+    let hz = 100.0;
+    let cpu = (after - before) as f64 / hz / IDLE_WINDOW.as_secs_f64() * 100.0;
+    let shim_cpu = (shims_after - shims_before) as f64 / hz / IDLE_WINDOW.as_secs_f64() * 100.0;
+    let rss = common::rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
+    let shim_rss: u64 = shims.iter().filter_map(|p| common::rss_kib(*p)).sum();
+    println!(
+        "  with {PODS} pods asleep: glasshouse up RSS {rss:.1} MiB, CPU {cpu:.2}% of one core over {} s",
+        IDLE_WINDOW.as_secs()
+    );
+    println!(
+        "  {} shims: {:.1} MiB RSS in all ({:.0} KiB each), CPU {shim_cpu:.2}% of one core",
+        shims.len(),
+        shim_rss as f64 / 1024.0,
+        shim_rss as f64 / shims.len().max(1) as f64
+    );
+    let peer = peer();
+    println!(
+        "peer: the same {PODS} processes started from bash: {:.3} s",
+        peer.as_secs_f64()
+    );
+
+    drop(server);
+    let stopped = std::process::Command::new(env!("CARGO_BIN_EXE_glasshouse"))
+        .args(["stop-containers", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    println!("cleanup: {}", String::from_utf8_lossy(&stopped.stdout).trim());
+}
