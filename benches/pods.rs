@@ -62,7 +62,7 @@ fn peer() -> Duration {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let server = common::start_in(dir.path(), &[]);
+    let server = common::start_in(dir.path(), &["--max-pods", "250"]);
     let http = server.http(4);
     let bearer = format!("Bearer {}", server.token);
     let pods_url = format!("{}/api/v1/namespaces/default/pods", server.api);

@@ -77,6 +77,10 @@ pub struct RunArgs {
     #[arg(long, env = "GLASSHOUSE_POD_CIDR")]
     pub pod_cidr: Option<String>,
 
+    /// How many pods this node takes (the kubelet's `--max-pods`) (`up` only) [default: 110]
+    #[arg(long, env = "GLASSHOUSE_MAX_PODS")]
+    pub max_pods: Option<u32>,
+
     /// Where the cgroup hierarchies are mounted; containers run without limits when none is usable
     /// there (`up` only) [default: /sys/fs/cgroup]
     #[arg(long, env = "GLASSHOUSE_CGROUP_ROOT")]

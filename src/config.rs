@@ -12,6 +12,7 @@
 //! containerLogMaxSize: 10Mi        # container log rotation (the kubelet's defaults)
 //! containerLogMaxFiles: 5
 //! podCIDR: 127.100.0.0/16          # this node's pod addresses (loopback)
+//! maxPods: 110
 //! cgroupRoot: /sys/fs/cgroup
 //! events: {sinks: {…}, routes: […], drop: […]}   # the event shipper, see eventer::shipper::config
 //! ```
@@ -53,6 +54,8 @@ pub struct ConfigFile {
     /// This node's pod addresses. Default: `127.100.0.0/16`.
     #[serde(rename = "podCIDR")]
     pub pod_cidr: Option<String>,
+    /// How many pods this node takes. Default: 110 (the kubelet's).
+    pub max_pods: Option<u32>,
     /// Where the cgroup hierarchies are mounted. Default: `/sys/fs/cgroup`.
     pub cgroup_root: Option<PathBuf>,
     /// Shipping events to sinks (see the README); nothing is shipped without it.
@@ -106,6 +109,9 @@ impl ConfigFile {
         }
         if self.container_log_max_files.is_some_and(|n| n < 2) {
             problems.push("containerLogMaxFiles: must be at least 2".into());
+        }
+        if self.max_pods == Some(0) {
+            problems.push("maxPods: must be at least 1".into());
         }
         if let Some(cidr) = &self.pod_cidr
             && let Err(e) = parse_cidr(cidr)
@@ -194,6 +200,7 @@ pub struct Settings {
     pub container_logs: control_plane::node::crilog::Rotation,
     pub pod_network: (std::net::Ipv4Addr, u8),
     pub cgroup_root: PathBuf,
+    pub max_pods: u32,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -262,6 +269,11 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Settings> {
         pod_network: match args.pod_cidr.as_ref().or(file.pod_cidr.as_ref()) {
             Some(cidr) => parse_cidr(cidr).map_err(|e| anyhow::anyhow!("--pod-cidr: {e}"))?,
             None => control_plane::node::DEFAULT_POD_NETWORK,
+        },
+        max_pods: match args.max_pods.or(file.max_pods) {
+            Some(0) => anyhow::bail!("--max-pods: must be at least 1"),
+            Some(n) => n,
+            None => control_plane::node::host::DEFAULT_MAX_PODS,
         },
         cgroup_root: args
             .cgroup_root

@@ -99,6 +99,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
             rotation: settings.container_logs,
             cgroup_root: settings.cgroup_root.clone(),
             pod_network: settings.pod_network,
+            max_pods: settings.max_pods,
         }
         .build(control_plane::node::NodeAgentContext {
             client: api.client.clone(),

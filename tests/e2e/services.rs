@@ -102,6 +102,28 @@ fn services_reach_ready_replicas_and_a_rollout_fails_no_request() {
         "{headless_endpoints}"
     );
 
+    // So do the EndpointSlices, with their conditions, owned by the Service.
+    let slices = || {
+        server.kubectl_ok(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+            "-o",
+            "jsonpath={range .items[*].endpoints[*]}{.addresses[0]}={.conditions.ready} {end}",
+        ])
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || slices().matches("=true").count() == 3),
+        "{}",
+        slices()
+    );
+    let table = server.kubectl_ok(&["get", "endpointslices"]);
+    assert!(
+        table.contains("ADDRESSTYPE") && table.contains("IPv4") && table.contains("8080"),
+        "{table}"
+    );
+
     // ClusterIP and NodePort reach every replica, round robin.
     let service = format!("{cluster_ip}:80");
     let node = format!("127.0.0.1:{node_port}");
@@ -200,6 +222,18 @@ fn services_reach_ready_replicas_and_a_rollout_fails_no_request() {
         .count()
         == 1));
     get(&service).unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || slices().matches("=true").count() == 1),
+        "{}",
+        slices()
+    );
+
+    // Deleting the Service takes its Endpoints and slices, and its addresses stop answering.
+    server.kubectl_ok(&["delete", "service", "web"]);
+    assert!(eventually(Duration::from_secs(20), || slices().is_empty()
+        && server.kubectl(&["get", "endpoints", "web"]).status.code()
+            != Some(0)));
+    assert!(eventually(Duration::from_secs(10), || get(&service).is_err()));
 }
 
 #[test]

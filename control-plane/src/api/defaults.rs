@@ -38,6 +38,9 @@ pub fn normalize(kind: &str, version: &str, object: Value, strict: bool) -> Resu
         }),
         "ConfigMap" => typed::<ConfigMap>(kind, version, object, strict, |_| {}),
         "Endpoints" => typed::<Endpoints>(kind, version, object, strict, |_| {}),
+        "EndpointSlice" => {
+            typed::<k8s_openapi::api::discovery::v1::EndpointSlice>(kind, version, object, strict, |_| {})
+        }
         "Event" => typed::<Event>(kind, version, object, strict, |_| {}),
         "Node" => typed::<Node>(kind, version, object, strict, |_| {}),
         "Lease" => typed::<Lease>(kind, version, object, strict, |_| {}),

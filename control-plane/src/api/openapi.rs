@@ -87,6 +87,7 @@ fn add_kind(generator: &mut SchemaGenerator, rt: &ResourceType) -> String {
         ("autoscaling", "v2", _) => add::<api::autoscaling::v2::HorizontalPodAutoscaler>(generator),
         ("autoscaling", "v1", _) => add::<api::autoscaling::v1::HorizontalPodAutoscaler>(generator),
         ("coordination.k8s.io", _, _) => add::<api::coordination::v1::Lease>(generator),
+        ("discovery.k8s.io", _, _) => add::<api::discovery::v1::EndpointSlice>(generator),
         ("events.k8s.io", _, _) => add::<api::events::v1::Event>(generator),
         (group, version, kind) => unreachable!("no schema registered for {group}/{version} {kind}"),
     }

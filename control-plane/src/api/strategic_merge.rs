@@ -325,6 +325,7 @@ const KINDS: &[(&str, Schema)] = &[
     ("ConfigMap", METADATA_ONLY),
     ("Secret", METADATA_ONLY),
     ("Endpoints", METADATA_ONLY),
+    ("EndpointSlice", METADATA_ONLY),
     ("Event", METADATA_ONLY),
     ("Lease", METADATA_ONLY),
 ];

@@ -56,6 +56,13 @@ fn columns(kind: &str) -> &'static [Column] {
             ("Endpoints", "string", 0),
             ("Age", "string", 0),
         ],
+        "EndpointSlice" => &[
+            ("Name", "string", 0),
+            ("AddressType", "string", 0),
+            ("Ports", "string", 0),
+            ("Endpoints", "string", 0),
+            ("Age", "string", 0),
+        ],
         "ConfigMap" => &[
             ("Name", "string", 0),
             ("Data", "integer", 0),
@@ -176,6 +183,15 @@ fn s<'a>(object: &'a Value, pointer: &str) -> &'a str {
 
 fn i(object: &Value, pointer: &str) -> i64 {
     object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// kubectl's `<unset>` for an empty EndpointSlice column.
+fn or_unset(value: &str) -> String {
+    if value.is_empty() {
+        "<unset>".into()
+    } else {
+        value.into()
+    }
 }
 
 fn or_none(value: &str) -> String {
@@ -371,6 +387,40 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 endpoints.join(",")
             };
             vec![name, json!(or_none(&shown)), json!(created)]
+        }
+        "EndpointSlice" => {
+            let ports: Vec<String> = o
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|p| i(p, "/port").to_string())
+                .collect();
+            let addresses: Vec<String> = o
+                .get("endpoints")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .flat_map(|e| {
+                    e.get("addresses")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .filter_map(|a| a.as_str().map(str::to_string))
+                .collect();
+            let shown = if addresses.len() > 3 {
+                format!("{} + {} more...", addresses[..3].join(","), addresses.len() - 3)
+            } else {
+                addresses.join(",")
+            };
+            vec![
+                name,
+                json!(s(o, "/addressType")),
+                json!(or_unset(&ports.join(","))),
+                json!(or_unset(&shown)),
+                json!(created),
+            ]
         }
         "ConfigMap" => {
             let count = o.get("data").and_then(Value::as_object).map_or(0, |m| m.len())

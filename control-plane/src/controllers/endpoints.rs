@@ -5,15 +5,17 @@
 //! is looked up in the pod's container ports). Terminating and finished pods are left out. Endpoints
 //! whose Service is gone are deleted.
 //!
-//! One pass looks at every Service (there are few), after any change to Services, Pods or Endpoints.
+//! One pass looks at every Service (there are few), after any change to Services, Pods or Endpoints; the
+//! EndpointSlices (`endpointslices`) are written from the same selection in the same loop.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
-    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service, ServiceSpec,
 };
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
@@ -36,7 +38,9 @@ pub async fn run(client: kube::Client, metrics: ControllerMetrics, shutdown: Can
     let services = cache::<Service>(&client, &changed, &shutdown);
     let pods = cache::<Pod>(&client, &changed, &shutdown);
     let endpoints = cache::<Endpoints>(&client, &changed, &shutdown);
+    let slices = cache::<EndpointSlice>(&client, &changed, &shutdown);
     for store in [
+        slices.wait_until_ready().await.is_ok(),
         services.wait_until_ready().await.is_ok(),
         pods.wait_until_ready().await.is_ok(),
         endpoints.wait_until_ready().await.is_ok(),
@@ -55,7 +59,15 @@ pub async fn run(client: kube::Client, metrics: ControllerMetrics, shutdown: Can
             error: result.as_ref().err().map(|e| e as &dyn std::fmt::Display),
         }
         .emit(&metrics);
-        let retry = result.is_err();
+        let started = tokio::time::Instant::now();
+        let sliced = super::endpointslices::pass(&client, &services, &pods, &slices).await;
+        ReconcileFinished {
+            controller: super::endpointslices::NAME,
+            elapsed: started.elapsed(),
+            error: sliced.as_ref().err().map(|e| e as &dyn std::fmt::Display),
+        }
+        .emit(&metrics);
+        let retry = result.is_err() || sliced.is_err();
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
@@ -88,30 +100,13 @@ async fn pass(
 ) -> Result<(), kube::Error> {
     let mut failure = None;
     let mut wanted: HashMap<(String, String), ()> = HashMap::new();
-    for service in services.state() {
+    for (service, members) in selections(services, pods) {
         let (Some(namespace), Some(name)) =
             (service.metadata.namespace.clone(), service.metadata.name.clone())
         else {
             continue;
         };
-        let Some(selector) = service
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.clone())
-            .filter(|s| !s.is_empty())
-        else {
-            continue;
-        };
         wanted.insert((namespace.clone(), name.clone()), ());
-        let members: Vec<Arc<Pod>> = pods
-            .state()
-            .into_iter()
-            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace.as_str()))
-            .filter(|p| {
-                let labels = p.metadata.labels.clone().unwrap_or_default();
-                selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-            })
-            .collect();
         let desired = Endpoints {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
@@ -166,8 +161,77 @@ async fn pass(
     failure.map_or(Ok(()), Err)
 }
 
+/// The Services that select pods, each with the pods of its namespace it selects.
+pub(super) fn selections(services: &Store<Service>, pods: &Store<Pod>) -> Vec<(Arc<Service>, Vec<Arc<Pod>>)> {
+    let pods = pods.state();
+    let mut out = Vec::new();
+    for service in services.state() {
+        let Some(selector) = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .filter(|s| !s.is_empty())
+        else {
+            continue;
+        };
+        let namespace = service.metadata.namespace.clone();
+        let members = pods
+            .iter()
+            .filter(|p| p.metadata.namespace == namespace)
+            .filter(|p| {
+                let labels = p.metadata.labels.clone().unwrap_or_default();
+                selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .cloned()
+            .collect();
+        out.push((service, members));
+    }
+    out
+}
+
+/// An endpoint's reference to its pod.
+pub(super) fn pod_reference(pod: &Pod) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Pod".into()),
+        namespace: pod.metadata.namespace.clone(),
+        name: pod.metadata.name.clone(),
+        uid: pod.metadata.uid.clone(),
+        ..ObjectReference::default()
+    }
+}
+
+/// A pod's IP when it is to be listed at all: it has one and has not finished.
+pub(super) fn listed_ip(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    status.pod_ip.clone().filter(|ip| !ip.is_empty())
+}
+
+/// The Service's ports resolved against `pod` (a named `targetPort` looked up in its container ports;
+/// a port the pod does not have is left out).
+pub(super) fn resolve_ports(spec: &ServiceSpec, pod: &Pod) -> Vec<ResolvedPort> {
+    let mut ports = Vec::new();
+    for port in spec.ports.iter().flatten() {
+        let target = match &port.target_port {
+            Some(IntOrString::Int(n)) => Some(*n),
+            Some(IntOrString::String(name)) => container_port(pod, name),
+            None => Some(port.port),
+        };
+        if let Some(target) = target {
+            ports.push((
+                port.name.clone().unwrap_or_default(),
+                target,
+                port.protocol.clone().unwrap_or_else(|| "TCP".into()),
+            ));
+        }
+    }
+    ports
+}
+
 /// A Service port resolved against a pod: name, target port, protocol.
-type ResolvedPort = (String, i32, String);
+pub(super) type ResolvedPort = (String, i32, String);
 /// The ready and the not-ready addresses of one subset.
 type Addresses = (Vec<EndpointAddress>, Vec<EndpointAddress>);
 
@@ -181,38 +245,12 @@ fn subsets(service: &Service, pods: &[Arc<Pod>]) -> Option<Vec<EndpointSubset>> 
         if pod.metadata.deletion_timestamp.is_some() && !publish_all {
             continue;
         }
-        let status = pod.status.clone().unwrap_or_default();
-        if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
-            continue;
-        }
-        let Some(ip) = status.pod_ip.clone().filter(|ip| !ip.is_empty()) else {
-            continue;
-        };
-        let mut ports = Vec::new();
-        for port in spec.ports.iter().flatten() {
-            let target = match &port.target_port {
-                Some(IntOrString::Int(n)) => Some(*n),
-                Some(IntOrString::String(name)) => container_port(pod, name),
-                None => Some(port.port),
-            };
-            if let Some(target) = target {
-                ports.push((
-                    port.name.clone().unwrap_or_default(),
-                    target,
-                    port.protocol.clone().unwrap_or_else(|| "TCP".into()),
-                ));
-            }
-        }
+        let Some(ip) = listed_ip(pod) else { continue };
+        let ports = resolve_ports(&spec, pod);
         let address = EndpointAddress {
             ip,
             node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
-            target_ref: Some(ObjectReference {
-                kind: Some("Pod".into()),
-                namespace: pod.metadata.namespace.clone(),
-                name: pod.metadata.name.clone(),
-                uid: pod.metadata.uid.clone(),
-                ..ObjectReference::default()
-            }),
+            target_ref: Some(pod_reference(pod)),
             hostname: None,
         };
         let (ready, not_ready) = groups.entry(ports).or_default();

@@ -3,6 +3,7 @@
 
 pub mod deployment;
 pub mod endpoints;
+pub mod endpointslices;
 pub mod garbage_collector;
 pub mod namespace;
 pub mod node_lifecycle;

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 /// The Kubernetes version the agent reports as its kubelet's (the API server reports 1.32 too).
 pub const KUBELET_VERSION: &str = "v1.32.0";
 /// Pods per node, kubelet's default `maxPods`.
-pub const MAX_PODS: u32 = 110;
+pub const DEFAULT_MAX_PODS: u32 = 110;
 
 /// The machine, as far as the Node object describes it.
 #[derive(Clone, Debug)]
@@ -55,10 +55,10 @@ impl Host {
     }
 
     /// Capacity (and, with nothing reserved yet, allocatable) as the kubelet reports it.
-    pub fn capacity(&self) -> BTreeMap<String, Quantity> {
+    pub fn capacity(&self, max_pods: u32) -> BTreeMap<String, Quantity> {
         let mut capacity = BTreeMap::from([
             ("cpu".to_string(), Quantity(self.cpus.to_string())),
-            ("pods".to_string(), Quantity(MAX_PODS.to_string())),
+            ("pods".to_string(), Quantity(max_pods.to_string())),
         ]);
         if let Some(memory) = self.memory {
             capacity.insert("memory".into(), Quantity(format!("{}Ki", memory / 1024)));
@@ -113,7 +113,7 @@ mod tests {
     fn this_host_reports_what_a_node_needs() {
         let host = Host::read();
         assert!(host.cpus >= 1 && !host.hostname.is_empty());
-        let capacity = host.capacity();
+        let capacity = host.capacity(DEFAULT_MAX_PODS);
         assert_eq!(capacity["pods"].0, "110");
         assert!(capacity["memory"].0.ends_with("Ki"));
         assert_eq!(host.info.operating_system, "linux");

@@ -74,6 +74,8 @@ pub struct NodeAgentConfig {
     pub cgroup_root: PathBuf,
     /// The node's pod address range (base, prefix length).
     pub pod_network: (Ipv4Addr, u8),
+    /// How many pods the node takes (the kubelet's `maxPods`).
+    pub max_pods: u32,
 }
 
 /// What the node agent takes from the process.
@@ -105,7 +107,7 @@ impl NodeAgentConfig {
             ctx.client.clone(),
             recorder.clone(),
             self.address.clone(),
-            host.capacity(),
+            host.capacity(self.max_pods),
             shim,
             &self.data_dir,
             self.rotation,
@@ -306,8 +308,8 @@ impl Agent {
             }
         }
         let status = NodeStatus {
-            capacity: Some(self.host.capacity()),
-            allocatable: Some(self.host.capacity()),
+            capacity: Some(self.host.capacity(self.config.max_pods)),
+            allocatable: Some(self.host.capacity(self.config.max_pods)),
             addresses: Some(vec![
                 NodeAddress {
                     type_: "InternalIP".into(),
