@@ -31,6 +31,16 @@ fn cpu_ticks(pid: u32) -> u64 {
         + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
+/// A process's proportional share of the memory it maps (shared pages divided among their users): what
+/// many processes of one binary really cost together.
+fn pss_kib(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+}
+
 fn pids_of(needle: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()
@@ -154,7 +164,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let pid = server.child.id();
     let ticks = |pid| cpu_ticks(pid);
-    let shims = pids_of("glasshouse shim ");
+    let shims = pids_of(&format!("glasshouse shim {}", dir.path().display()));
     let (before, shims_before): (u64, u64) = (ticks(pid), shims.iter().map(|p| ticks(*p)).sum());
     tokio::time::sleep(IDLE_WINDOW).await;
     let (after, shims_after): (u64, u64) = (ticks(pid), shims.iter().map(|p| ticks(*p)).sum());
@@ -163,14 +173,16 @@ async fn main() {
     let shim_cpu = (shims_after - shims_before) as f64 / hz / IDLE_WINDOW.as_secs_f64() * 100.0;
     let rss = common::rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
     let shim_rss: u64 = shims.iter().filter_map(|p| common::rss_kib(*p)).sum();
+    let shim_pss: u64 = shims.iter().filter_map(|p| pss_kib(*p)).sum();
     println!(
         "  with {PODS} pods asleep: glasshouse up RSS {rss:.1} MiB, CPU {cpu:.2}% of one core over {} s",
         IDLE_WINDOW.as_secs()
     );
     println!(
-        "  {} shims: {:.1} MiB RSS in all ({:.0} KiB each), CPU {shim_cpu:.2}% of one core",
+        "  {} shims: {:.1} MiB PSS in all ({:.0} KiB each; RSS {:.0} KiB each, mostly the shared binary), CPU {shim_cpu:.2}% of one core",
         shims.len(),
-        shim_rss as f64 / 1024.0,
+        shim_pss as f64 / 1024.0,
+        shim_pss as f64 / shims.len().max(1) as f64,
         shim_rss as f64 / shims.len().max(1) as f64
     );
     let peer = peer();

@@ -133,6 +133,21 @@ spec:
         "{described}"
     );
 
+    // The agent's telemetry: start latencies observed, running pods counted (every 5 s).
+    let metrics = server.scrape();
+    assert!(
+        metrics.contains("kubelet_pod_start_duration_seconds_count 3"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("kubelet_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(eventually(Duration::from_secs(10), || server
+        .scrape()
+        .contains("kubelet_running_pods 3")));
+
     server.kubectl_ok(&["delete", "deployment", "web"]);
     let gone = eventually(Duration::from_secs(30), || {
         ips.iter().all(|ip| processes(&format!("--bind {ip}")).is_empty())

@@ -214,20 +214,24 @@ fn cpu_shares(millis: i128) -> i128 {
     (millis * 1024 / 1000).clamp(2, 262_144)
 }
 
-/// Enables the memory, cpu and pids controllers in `subtree_control` from the mount down to `dir`.
+/// Enables the memory, cpu and pids controllers in `subtree_control` from the mount down to `dir`
+/// included, so `dir`'s children have them.
 fn enable_v2_controllers(mount: &Path, dir: &Path) -> io::Result<()> {
-    let mut current = mount.to_path_buf();
     let relative = dir.strip_prefix(mount).unwrap_or(dir);
+    let mut levels = vec![mount.to_path_buf()];
     for part in relative.components() {
-        let control = current.join("cgroup.subtree_control");
+        let next = levels[levels.len() - 1].join(part);
+        levels.push(next);
+    }
+    for level in levels {
+        fs::create_dir_all(&level)?;
+        let control = level.join("cgroup.subtree_control");
         let have = fs::read_to_string(&control).unwrap_or_default();
         for controller in ["memory", "cpu", "pids"] {
             if !have.split_whitespace().any(|c| c == controller) {
                 fs::write(&control, format!("+{controller}"))?;
             }
         }
-        current.push(part);
-        fs::create_dir_all(&current)?;
     }
     Ok(())
 }
@@ -284,6 +288,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(oom_kills(made.oom_file.as_ref().unwrap()), 2);
+    }
+
+    #[test]
+    fn a_fake_v2_hierarchy_gets_the_limits_and_controllers() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("cgroup.controllers"), "cpu memory pids").unwrap();
+        let cgroups = Cgroups::detect(dir.path());
+        assert!(matches!(cgroups, Cgroups::V2 { .. }), "{cgroups:?}");
+        let limits = Limits {
+            memory_bytes: Some(64 << 20),
+            cpu_millis: Some(1500),
+            cpu_request_millis: Some(1000),
+            pids: Some(50),
+        };
+        let made = cgroups.create("u2", "c2", &limits).unwrap();
+        let read = |p: &str| fs::read_to_string(dir.path().join(p)).unwrap();
+        assert_eq!(read("glasshouse/podu2/c2/memory.max"), (64 << 20).to_string());
+        assert_eq!(read("glasshouse/podu2/c2/cpu.max"), "150000 100000");
+        assert_eq!(read("glasshouse/podu2/c2/cpu.weight"), "39");
+        assert_eq!(read("glasshouse/podu2/c2/pids.max"), "50");
+        // Every level on the way down delegates the controllers (a real cgroupfs keeps them all; this
+        // fake file keeps the last write).
+        assert!(read("glasshouse/podu2/cgroup.subtree_control").starts_with('+'));
+        assert_eq!(
+            made.oom_file.unwrap(),
+            dir.path().join("glasshouse/podu2/c2/memory.events")
+        );
     }
 
     #[test]
