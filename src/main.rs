@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod kubeconfig;
 mod logging;
+mod pidfile;
 mod pki;
 mod run;
 mod store;
@@ -22,6 +23,13 @@ fn main() -> std::process::ExitCode {
         cli::Command::Server(args) => run::main(args, run::Mode::Server),
         cli::Command::StopContainers { data_dir } => {
             let data_dir = data_dir.unwrap_or_else(config::default_data_dir);
+            if let Some(pid) = pidfile::running(&data_dir) {
+                eprintln!(
+                    "error: glasshouse (pid {pid}) runs on {}: stop it first, or its agent restarts what this stops",
+                    data_dir.display()
+                );
+                return std::process::ExitCode::FAILURE;
+            }
             let stopped = control_plane::node::runtime::stop_all(&data_dir.join("run/pods"));
             println!("stopped {stopped} containers");
             std::process::ExitCode::SUCCESS

@@ -15,7 +15,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
-use crate::{config, kubeconfig, logging, pki, store};
+use crate::{config, kubeconfig, logging, pidfile, pki, store};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -48,6 +48,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     let settings = config::resolve(&args)?;
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
+    pidfile::write(&settings.data_dir).context("writing the pid file")?;
     let token = kubeconfig::token(&settings.data_dir)?;
     let pki = pki::load_or_create(&settings.data_dir, settings.api_addr.ip())?;
     let store = store::open(&settings.store, &settings.data_dir).await?;
@@ -141,6 +142,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     shutdown.cancel();
     let _ = tokio::join!(api.task, metrics_task);
+    pidfile::remove(&settings.data_dir);
     tracing::info!("stopped");
     Ok(())
 }

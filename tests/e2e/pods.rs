@@ -648,6 +648,15 @@ spec:
     let needle = format!("sleep {marker}");
     assert!(eventually(Duration::from_secs(10), || processes(&needle).len() == 2));
     let before = processes(&needle);
+    // Stopping the containers under a running platform is refused: its agent would restart them.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_glasshouse"))
+        .args(["stop-containers", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("stop it first"));
+    assert_eq!(processes(&needle), before);
     server.kill9();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(processes(&needle), before, "containers outlive the platform");
