@@ -241,6 +241,20 @@ fn service_addresses_are_checked() {
     let server = Server::start();
     let taken = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  type: NodePort\n  ports: [{port: 80, nodePort: 30080}]\n";
     server.kubectl_ok_input(&["apply", "-f", "-"], taken);
+    // A replace that leaves the allocated addresses out keeps them.
+    let ip = server.kubectl_ok(&["get", "svc", "a", "-o", "jsonpath={.spec.clusterIP}"]);
+    server.kubectl_ok_input(
+        &["replace", "-f", "-"],
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  type: NodePort\n  ports: [{port: 80}]\n",
+    );
+    let kept = server.kubectl_ok(&[
+        "get",
+        "svc",
+        "a",
+        "-o",
+        "jsonpath={.spec.clusterIP} {.spec.ports[0].nodePort}",
+    ]);
+    assert_eq!(kept, format!("{ip} 30080"));
     let again = taken.replace("name: a", "name: b");
     let err = server.kubectl_err(&["apply", "-f", "-"], Some(&again));
     assert!(

@@ -285,7 +285,13 @@ impl Query {
                         "sinceSeconds: must be greater than 0".into(),
                     ));
                 }
-                Some(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(seconds))
+                Some(
+                    jiff::Timestamp::now()
+                        .checked_sub(jiff::SignedDuration::from_secs(seconds))
+                        .map_err(|_| {
+                            ApiError::BadRequest(format!("sinceSeconds: {seconds} is too far back"))
+                        })?,
+                )
             }
             (None, Some(time)) => Some(
                 time.parse::<jiff::Timestamp>()
@@ -300,7 +306,21 @@ impl Query {
             since,
             timestamps: self.flag("timestamps"),
             tail_lines: positive("tailLines")?,
-            limit_bytes: positive("limitBytes")?,
+            limit_bytes: match positive("limitBytes")? {
+                Some(0) => {
+                    return Err(ApiError::Invalid {
+                        kind: "PodLogOptions",
+                        group: "",
+                        name: String::new(),
+                        causes: vec![super::error::Cause::invalid(
+                            "limitBytes".to_string(),
+                            &serde_json::Value::from(0),
+                            "must be greater than 0",
+                        )],
+                    });
+                }
+                other => other,
+            },
         })
     }
 

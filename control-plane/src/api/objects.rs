@@ -1082,6 +1082,9 @@ fn carry_identity(rt: &ResourceType, old: &Value, new: &mut Value) {
 /// A main-endpoint update: status stays as stored for types with a status subresource, and generation
 /// moves when the spec (or, for Deployments, annotations) changed.
 fn prepare_update(rt: &ResourceType, old: &Value, mut new: Value) -> Value {
+    if rt.kind == "Service" {
+        keep_service_addresses(old, &mut new);
+    }
     if rt.status
         && let Some(map) = new.as_object_mut()
     {
@@ -1103,6 +1106,62 @@ fn prepare_update(rt: &ResourceType, old: &Value, mut new: Value) -> Value {
         meta_mut(&mut new).insert("generation".into(), json!(generation));
     }
     new
+}
+
+/// A Service update that leaves out its allocated addresses keeps them (as upstream's REST strategy
+/// does): the ClusterIP and its family fields, and the node port of each port that had one.
+fn keep_service_addresses(old: &Value, new: &mut Value) {
+    let Some(old_spec) = old.get("spec") else { return };
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let kind = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
+    if kind != "ExternalName" {
+        let unset = spec
+            .get("clusterIP")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        if unset {
+            for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+                if let Some(value) = old_spec.get(field) {
+                    spec.insert(field.into(), value.clone());
+                }
+            }
+        }
+    }
+    let old_ports = old_spec
+        .get("ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for port in spec
+        .get_mut("ports")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if port
+            .get("nodePort")
+            .and_then(Value::as_i64)
+            .is_some_and(|p| p != 0)
+        {
+            continue;
+        }
+        // Defaults are not applied yet: a port without a protocol is TCP.
+        let protocol = |p: &Value| p.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_string();
+        let same = old_ports
+            .iter()
+            .find(|o| o.get("port") == port.get("port") && protocol(o) == protocol(port));
+        if let Some(node_port) = same.and_then(|o| o.get("nodePort")).filter(|p| !p.is_null())
+            && (kind == "NodePort" || kind == "LoadBalancer")
+        {
+            port["nodePort"] = node_port.clone();
+        }
+    }
 }
 
 /// A status write: everything but `status` stays as stored (upstream `ResetObjectMetaForStatus`).

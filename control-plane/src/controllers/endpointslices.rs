@@ -2,7 +2,8 @@
 //! Endpoints: per Service with a selector, one IPv4 slice per set of resolved ports, labelled
 //! `kubernetes.io/service-name` and `endpointslice.kubernetes.io/managed-by`, owned by the Service (so
 //! the garbage collector takes them with it). Each endpoint carries the `ready`, `serving` and
-//! `terminating` conditions; terminating pods stay listed, not ready, as upstream lists them.
+//! `terminating` conditions; terminating pods stay listed, not ready, as upstream lists them. Slices are
+//! named `<service>-<hash of the ports>` (upstream generates names).
 //!
 //! Not done as upstream: slices are not split at 100 endpoints.
 
@@ -58,7 +59,10 @@ pub(super) async fn pass(
                         .await
                         .map(|_| ())
                 }
-                None => api.create(&PostParams::default(), &desired).await.map(|_| ()),
+                None => match api.create(&PostParams::default(), &desired).await {
+                    Err(e) if api_code(&e) == Some(409) => Ok(()),
+                    other => other.map(|_| ()),
+                },
             };
             if let Err(e) = result {
                 tracing::debug!(service = %name, namespace = %namespace, error = %e, "writing an endpoint slice failed");
@@ -74,6 +78,13 @@ pub(super) async fn pass(
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// FNV-1a of the resolved ports, for a slice's stable name.
+fn ports_hash(ports: &[ResolvedPort]) -> u32 {
+    let text = format!("{ports:?}");
+    text.bytes()
+        .fold(0x811c9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x01000193))
 }
 
 fn owned_by(slice: &EndpointSlice, service: &str) -> bool {
@@ -116,7 +127,9 @@ fn desired(service: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSlice> {
             endpoints.sort_by(|a, b| a.addresses.cmp(&b.addresses));
             EndpointSlice {
                 metadata: ObjectMeta {
-                    generate_name: Some(format!("{name}-")),
+                    // Named by their ports, so a pass that does not see its own creation yet cannot make
+                    // a second slice (the create answers 409).
+                    name: Some(format!("{name}-{:08x}", ports_hash(&ports))),
                     namespace: service.metadata.namespace.clone(),
                     labels: Some(labels.clone()),
                     owner_references: Some(vec![OwnerReference {

@@ -37,6 +37,10 @@ pub struct LogOptions {
     pub limit_bytes: Option<usize>,
 }
 
+/// How many `logs -f` may stream at once: each holds a blocking thread, and the blocking pool is shared
+/// with the store.
+const MAX_FOLLOWERS: usize = 64;
+
 /// The container logs of one node's data dir.
 #[derive(Clone, Debug)]
 pub struct LogFiles {
@@ -44,6 +48,7 @@ pub struct LogFiles {
     pub log_dir: PathBuf,
     /// `DIR/run/pods`
     pub run_dir: PathBuf,
+    followers: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// What to read: the files of one run, oldest first, and whether the run still writes.
@@ -60,12 +65,20 @@ impl LogFiles {
         LogFiles {
             log_dir: data_dir.join("pods"),
             run_dir: data_dir.join("run/pods"),
+            followers: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_FOLLOWERS)),
         }
     }
 
     /// Streams `pod`'s log as `options` ask; the error is a message for a `400 Bad Request`.
     pub fn stream(&self, pod: &Pod, options: &LogOptions) -> Result<mpsc::Receiver<Bytes>, String> {
         let target = self.target(pod, options)?;
+        let permit = if options.follow {
+            Some(self.followers.clone().try_acquire_owned().map_err(|_| {
+                format!("{MAX_FOLLOWERS} logs are followed already on this node; try again later")
+            })?)
+        } else {
+            None
+        };
         let (tx, rx) = mpsc::channel(16);
         let options = options.clone();
         let run_dir = self.run_dir.clone();
@@ -77,6 +90,7 @@ impl LogFiles {
                 at_line_start: true,
             };
             let _ = copy(&target, &options, &run_dir, &mut out);
+            drop(permit);
         });
         Ok(rx)
     }
@@ -206,13 +220,36 @@ fn copy(target: &Target, options: &LogOptions, run_dir: &Path, out: &mut Output)
             // The last `tail` lines: whole lines, a `P` record belongs to the line its `F` ends.
             let mut lines: VecDeque<Vec<Owned>> = VecDeque::new();
             let mut current: Vec<Owned> = Vec::new();
-            let mut scanned = 0u64;
-            for file in &target.files {
-                let mut reader = BufReader::new(std::fs::File::open(file)?);
+            // The newest files that fit the scan limit (the live one always): the tail is at the end.
+            let mut budget = TAIL_SCAN_LIMIT;
+            let mut first = target.files.len() - 1;
+            while first > 0 {
+                let size = std::fs::metadata(&target.files[first - 1]).map_or(0, |m| m.len());
+                if size > budget {
+                    break;
+                }
+                budget -= size;
+                first -= 1;
+            }
+            let mut live_offset = 0;
+            for file in &target.files[first..] {
+                let opened = match std::fs::File::open(file) {
+                    Ok(opened) => opened,
+                    // Rotated away since it was listed.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                let live = file == &target.live;
+                let mut reader = BufReader::new(opened);
                 let mut raw = Vec::new();
-                while reader.read_until(b'\n', &mut raw)? > 0 && scanned < TAIL_SCAN_LIMIT {
-                    scanned += raw.len() as u64;
-                    if let Some(record) = parse(raw.strip_suffix(b"\n").unwrap_or(&raw))
+                let mut offset = 0u64;
+                while reader.read_until(b'\n', &mut raw)? > 0 {
+                    if raw.last() != Some(&b'\n') {
+                        // A record still being written: followed from its start.
+                        break;
+                    }
+                    offset += raw.len() as u64;
+                    if let Some(record) = parse(&raw[..raw.len() - 1])
                         && keep(record.time)
                     {
                         let complete = record.complete;
@@ -230,6 +267,9 @@ fn copy(target: &Target, options: &LogOptions, run_dir: &Path, out: &mut Output)
                     }
                     raw.clear();
                 }
+                if live {
+                    live_offset = offset;
+                }
             }
             for line in lines {
                 for record in line {
@@ -244,8 +284,7 @@ fn copy(target: &Target, options: &LogOptions, run_dir: &Path, out: &mut Output)
                 }
             }
             if options.follow {
-                let offset = std::fs::metadata(&target.live)?.len();
-                follow(target, run_dir, out, offset, &keep)?;
+                follow(target, run_dir, out, live_offset, &keep)?;
             }
         }
         None => {
@@ -273,7 +312,12 @@ fn copy_file(
     out: &mut Output,
     keep: &dyn Fn(jiff::Timestamp) -> bool,
 ) -> std::io::Result<(u64, bool)> {
-    let mut file = std::fs::File::open(path)?;
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        // A rotated file removed since it was listed: the rest is still worth sending.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((offset, true)),
+        Err(e) => return Err(e),
+    };
     file.seek(SeekFrom::Start(offset))?;
     copy_from(&mut BufReader::new(file), offset, out, keep)
 }
@@ -321,10 +365,15 @@ fn follow(
         if !go_on || out.tx.is_closed() {
             return Ok(());
         }
-        // Rotated: what the old file had is out; go on with the new one.
+        // Rotated: send what the old file got since the read above, then go on with the new one.
         if let Ok(meta) = std::fs::metadata(&target.live)
             && meta.ino() != inode
         {
+            file.seek(SeekFrom::Start(offset))?;
+            let (_, go_on) = copy_from(&mut BufReader::new(&file), offset, out, keep)?;
+            if !go_on {
+                return Ok(());
+            }
             file = std::fs::File::open(&target.live)?;
             inode = meta.ino();
             offset = 0;

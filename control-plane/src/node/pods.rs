@@ -218,14 +218,18 @@ pub async fn run(shared: Arc<Shared>, node: String, shutdown: CancellationToken)
         spawn_worker(&shared, record, rx, &done_tx, &shutdown);
         workers.insert(uid, tx);
     }
+    let mut finished: HashSet<String> = HashSet::new();
     let mut counts = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
-        dispatch(&shared, &reader, &mut workers, &done_tx, &shutdown);
+        dispatch(&shared, &reader, &mut workers, &mut finished, &done_tx, &shutdown);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = changed.notified() => {}
             Some(uid) = done.recv() => {
+                // Its pod is stopped and forgotten: a worker must not start again for it while the cache
+                // still shows it (a finalizer holds it, or its deletion is on its way).
                 workers.remove(&uid);
+                finished.insert(uid);
             }
             _ = counts.tick() => count(&shared),
         }
@@ -238,6 +242,7 @@ fn dispatch(
     shared: &Arc<Shared>,
     reader: &Store<Pod>,
     workers: &mut HashMap<String, watch::Sender<Option<Arc<Pod>>>>,
+    finished: &mut HashSet<String>,
     done: &mpsc::UnboundedSender<String>,
     shutdown: &CancellationToken,
 ) {
@@ -248,6 +253,9 @@ fn dispatch(
             continue;
         };
         present.insert(uid.clone());
+        if finished.contains(&uid) {
+            continue;
+        }
         if let Some(tx) = workers.get(&uid) {
             tx.send_if_modified(|current| {
                 let same = current
@@ -276,6 +284,7 @@ fn dispatch(
             let _ = tx.send(None);
         }
     }
+    finished.retain(|uid| present.contains(uid));
 }
 
 fn spawn_worker(

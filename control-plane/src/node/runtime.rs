@@ -150,22 +150,28 @@ pub async fn start(shim: &Path, dir: &Path, spec: &ShimSpec) -> io::Result<Conne
         .stdout(Stdio::null())
         .stderr(complaints)
         .spawn()?;
+    // The shim binds its socket before it starts the container: wait for either.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let result = loop {
+        match Connection::open(&spec.id) {
+            Ok(connection) => break Ok(connection),
+            Err(_) if dir.join("exit.json").exists() => break Ok(Connection::ended()),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                // Given up: the shim must not start the container later, unseen. It checks for an exit
+                // record after binding; it is written first, then the shim is killed.
+                let message = format!("the container's shim did not come up within 10 s: {e}");
+                write_json_atomic(&dir.join("exit.json"), &ExitRecord::start_error(message.clone()))?;
+                let _ = child.start_kill();
+                break Err(io::Error::other(message));
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+        }
+    };
     // The shim is our child until it ends: reap it so it leaves no zombie.
     tokio::spawn(async move {
         let _ = child.wait().await;
     });
-    // The shim binds its socket before it starts the container: wait for either.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match Connection::open(&spec.id) {
-            Ok(connection) => return Ok(connection),
-            Err(_) if dir.join("exit.json").exists() => return Ok(Connection::ended()),
-            Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(io::Error::other(format!("the shim did not come up: {e}")));
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
-        }
-    }
+    result
 }
 
 /// A connection to a running shim: it ends when the container does, and carries signals to it.

@@ -42,6 +42,7 @@ pub fn main(dir: &Path) -> ExitCode {
     if let Err(e) = sys::new_session() {
         eprintln!("shim: setsid: {e}");
     }
+
     // The socket is the shim's lock too: a second shim for the same container cannot bind it.
     let listener = match std::os::unix::net::SocketAddr::from_abstract_name(socket_name(&spec.id))
         .and_then(|addr| std::os::unix::net::UnixListener::bind_addr(&addr))
@@ -52,6 +53,10 @@ pub fn main(dir: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // An agent that gave up waiting for this shim recorded an exit: the container must not start now.
+    if dir.join("exit.json").exists() {
+        return ExitCode::FAILURE;
+    }
     let exit = run(dir, &spec, listener);
     match write_json_atomic(&dir.join("exit.json"), &exit) {
         Ok(()) => ExitCode::SUCCESS,
@@ -233,6 +238,9 @@ fn spawn_reader(
 fn serve_signals(listener: std::os::unix::net::UnixListener, pgid: u32) {
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
+        if !sys::peer_is_trusted(&stream) {
+            continue;
+        }
         std::thread::spawn(move || {
             let mut byte = [0u8; 1];
             while let Ok(1) = stream.read(&mut byte) {
@@ -247,14 +255,23 @@ fn serve_signals(listener: std::os::unix::net::UnixListener, pgid: u32) {
     }
 }
 
-/// Kills every process still in the container's cgroups (those that left its process group).
+/// Kills every process still in the container's cgroups (those that left its process group), again and
+/// again while some remain (one could fork during a pass), for up to a second.
 fn kill_cgroup_members(dirs: &[std::path::PathBuf]) {
-    for dir in dirs {
-        let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
-            continue;
-        };
-        for pid in procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
-            let _ = sys::signal_process(pid, libc::SIGKILL);
+    for _ in 0..100 {
+        let mut found = false;
+        for dir in dirs {
+            let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
+                continue;
+            };
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+                found = true;
+                let _ = sys::signal_process(pid, libc::SIGKILL);
+            }
         }
+        if !found {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -64,6 +64,26 @@ pub(super) fn build(pod: &Pod, worker: &Worker, host_ip: &str, ip: Ipv4Addr) -> 
     } else {
         phase(&statuses, policy)
     };
+    // A deleted pod whose containers all stopped ends in a terminal phase (kubelet 1.27 and later): it
+    // will not run again, whatever its restart policy.
+    let stopped = statuses
+        .iter()
+        .all(|s| s.state.as_ref().is_none_or(|st| st.running.is_none()));
+    let phase = if pod.metadata.deletion_timestamp.is_some() && stopped && phase != "Succeeded" {
+        let all_zero = statuses.iter().all(|s| {
+            s.state
+                .as_ref()
+                .and_then(|st| st.terminated.as_ref())
+                .is_some_and(|t| t.exit_code == 0)
+        });
+        if all_zero && incomplete.is_empty() {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
+    } else {
+        phase
+    };
     let unready: Vec<&str> = statuses
         .iter()
         .filter(|s| !s.ready)

@@ -48,6 +48,31 @@ fn kill(id: u32, signal: i32, group: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether the process at the other end of a unix socket runs as root or as this process's user (abstract
+/// sockets have no file permissions: this is their access check).
+#[allow(unsafe_code)]
+pub fn peer_is_trusted(stream: &std::os::unix::net::UnixStream) -> bool {
+    let mut credentials = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into the `ucred` it is given and sets `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut credentials as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    rc == 0 && (credentials.uid == 0 || credentials.uid == me)
+}
+
 /// Makes the child of `command` join the cgroups whose `cgroup.procs` files are open as `procs` before it
 /// runs its program, so nothing it starts ever runs outside its limits.
 #[allow(unsafe_code)]

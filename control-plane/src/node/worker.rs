@@ -280,11 +280,19 @@ impl Worker {
                 }
                 return Some(Instant::now() + remaining);
             }
-            track.backoff.next(finished);
         }
+        // The back-off moves only with a restart that happens (not with a retry that cannot start).
+        let ended = track
+            .current
+            .as_ref()
+            .and_then(|r| r.exit.as_ref())
+            .map(|e| e.finished_at);
         match self.start(pod, container, init).await {
             Ok(()) => {
                 if let Some(track) = self.tracks.get_mut(&container.name) {
+                    if let Some(finished) = ended {
+                        track.backoff.next(finished);
+                    }
                     track.waiting = None;
                     track.retry_at = None;
                 }
@@ -535,12 +543,18 @@ impl Worker {
                 }),
                 ..kube::api::DeleteParams::default()
             };
-            match api.delete(&self.record.name, &params).await {
-                Err(e) if !matches!(api_code(&e), Some(404 | 409)) => {
-                    tracing::warn!(pod = %self.record.key(), error = %e, "finishing the pod's deletion failed");
-                    return;
+            // The final delete, retried until the API takes it (the pod's processes are gone already).
+            loop {
+                match api.delete(&self.record.name, &params).await {
+                    Err(e) if !matches!(api_code(&e), Some(404 | 409)) => {
+                        tracing::warn!(pod = %self.record.key(), error = %e, "finishing the pod's deletion failed, retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
+                    _ => break,
                 }
-                _ => {}
             }
         }
         self.shared.forget_pod(&self.record);
