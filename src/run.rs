@@ -48,12 +48,31 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     let settings = config::resolve(&args)?;
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
-    pidfile::write(&settings.data_dir).context("writing the pid file")?;
     let token = kubeconfig::token(&settings.data_dir)?;
     let pki = pki::load_or_create(&settings.data_dir, settings.api_addr.ip())?;
     let store = store::open(&settings.store, &settings.data_dir).await?;
+    // After the store: a second instance on the same data dir fails at its lock before it gets here.
+    pidfile::write(&settings.data_dir).context("writing the pid file")?;
     let shutdown = CancellationToken::new();
     let mut registry = Registry::default();
+
+    // The log pipeline of this node's containers (up mode), searched through the API under /logs.
+    let logs = match mode {
+        Mode::Up => Some(
+            logpipe::LogPipeConfig::new(
+                settings.data_dir.join("logs/index"),
+                settings.data_dir.join("pods"),
+                settings.node_name.clone(),
+            )
+            .build(logpipe::LogPipeContext {
+                registry: &mut registry,
+                shutdown: shutdown.clone(),
+            })
+            .context("starting the log pipeline")?,
+        ),
+        Mode::Server => None,
+    };
+    let extra_routes = logs.iter().map(|l| ("/logs", l.router())).collect();
 
     let api = ApiServerConfig {
         addr: settings.api_addr,
@@ -66,6 +85,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
             },
         },
         node_data_dir: (mode == Mode::Up).then(|| settings.data_dir.clone()),
+        extra_routes,
     }
     .build(ApiServerContext {
         store: store.clone(),
@@ -142,6 +162,10 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     shutdown.cancel();
     let _ = tokio::join!(api.task, metrics_task);
+    if let Some(logs) = logs {
+        // The indexer's last commit.
+        let _ = tokio::task::spawn_blocking(move || logs.join()).await;
+    }
     pidfile::remove(&settings.data_dir);
     tracing::info!("stopped");
     Ok(())

@@ -14,6 +14,8 @@ mod durability;
 mod events;
 #[path = "e2e/kubectl.rs"]
 mod kubectl;
+#[path = "e2e/logs.rs"]
+mod logs;
 #[path = "e2e/nodes.rs"]
 mod nodes;
 #[path = "e2e/otlp.rs"]

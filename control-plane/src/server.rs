@@ -40,6 +40,8 @@ pub struct ApiServerConfig {
     pub controllers: crate::controllers::ControllersConfig,
     /// A data dir whose node agent runs in this process: `pods/log` reads its container logs.
     pub node_data_dir: Option<std::path::PathBuf>,
+    /// Other APIs served behind the API's token, by path prefix (the log search API at `/logs`).
+    pub extra_routes: Vec<(&'static str, axum::Router)>,
 }
 
 /// What the API server takes from the process.
@@ -72,6 +74,7 @@ impl ApiServerConfig {
             .node_data_dir
             .as_deref()
             .map(crate::node::logs::LogFiles::new);
+        state.extra_routes = self.extra_routes;
         state
             .objects
             .ensure_system_namespaces()

@@ -1,1 +1,129 @@
-//! Log pipeline: tailing, parsing, enrichment, the tantivy index, search API and web UI. Not built yet; see the issue tracker.
+//! Glasshouse's log pipeline: container log files are tailed (`tailer`), parsed (`cri`, `record`),
+//! indexed in tantivy with their read positions committed in the same atomic write (`index`,
+//! `checkpoint`), and searched through an HTTP API (`api`) that the API server serves behind its token.
+//!
+//! This slice covers container logs (CRI files) and the search endpoint; host files, JSON/logfmt parsing,
+//! time partitions and retention, histograms, top values, live tail and the web UI come next.
+
+pub mod api;
+pub mod checkpoint;
+pub mod cri;
+pub mod index;
+pub mod record;
+pub mod tailer;
+pub mod telemetry;
+
+use std::path::PathBuf;
+use std::sync::mpsc::sync_channel;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+use index::{Indexer, LogIndex};
+use tailer::{Tailer, TailerConfig};
+use telemetry::Telemetry;
+
+/// Batches in flight between the tailer and the indexer: beyond that the tailer waits.
+const QUEUE: usize = 8;
+
+#[derive(Clone, Debug)]
+pub struct LogPipeConfig {
+    /// Where the index lives (`DIR/logs/index`).
+    pub index_dir: PathBuf,
+    /// The node's container logs (`DIR/pods`).
+    pub pods_dir: PathBuf,
+    pub node: String,
+    /// How often files are looked at (default 250 ms).
+    pub poll: Duration,
+    /// How often the index commits: lines become searchable then (default 1 s).
+    pub commit_every: Duration,
+    /// Longer lines are cut (default 1 MiB).
+    pub max_line: usize,
+}
+
+impl LogPipeConfig {
+    pub fn new(index_dir: PathBuf, pods_dir: PathBuf, node: String) -> LogPipeConfig {
+        LogPipeConfig {
+            index_dir,
+            pods_dir,
+            node,
+            poll: Duration::from_millis(250),
+            commit_every: Duration::from_secs(1),
+            max_line: 1024 * 1024,
+        }
+    }
+}
+
+pub struct LogPipeContext<'a> {
+    pub registry: &'a mut Registry,
+    pub shutdown: CancellationToken,
+}
+
+/// A running pipeline.
+pub struct LogPipe {
+    pub index: LogIndex,
+    indexer: std::thread::JoinHandle<()>,
+}
+
+/// What can stop the pipeline from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum LogPipeError {
+    /// The index cannot be opened (or created) in its directory.
+    #[error("opening the log index in {dir}: {source}")]
+    Index {
+        dir: String,
+        #[source]
+        source: tantivy::TantivyError,
+    },
+}
+
+impl LogPipeConfig {
+    /// Opens the index, takes up the committed positions, and starts the tailer and the indexer (plain
+    /// threads: both block on files and on tantivy).
+    pub fn build(self, ctx: LogPipeContext<'_>) -> Result<LogPipe, LogPipeError> {
+        let failed = |source| LogPipeError::Index {
+            dir: self.index_dir.display().to_string(),
+            source,
+        };
+        let index = LogIndex::open(&self.index_dir).map_err(failed)?;
+        let checkpoint = index.checkpoint().map_err(failed)?;
+        let telemetry = Telemetry::register(ctx.registry);
+        let (tx, rx) = sync_channel(QUEUE);
+        let tailer = Tailer::new(
+            TailerConfig {
+                root: self.pods_dir.clone(),
+                node: self.node.clone(),
+                poll: self.poll,
+                max_line: self.max_line,
+            },
+            checkpoint.files.clone(),
+            tx,
+            telemetry.clone(),
+        );
+        let indexer =
+            Indexer::new(index.clone(), checkpoint, telemetry, self.commit_every).map_err(failed)?;
+        let shutdown = ctx.shutdown;
+        std::thread::Builder::new()
+            .name("log-tailer".into())
+            .spawn(move || tailer.run(shutdown))
+            .expect("spawning a thread");
+        let indexer = std::thread::Builder::new()
+            .name("log-indexer".into())
+            .spawn(move || indexer.run(rx))
+            .expect("spawning a thread");
+        Ok(LogPipe { index, indexer })
+    }
+}
+
+impl LogPipe {
+    /// The search API, to serve under `/logs`.
+    pub fn router(&self) -> axum::Router {
+        api::router(self.index.clone())
+    }
+
+    /// Waits for the last commit after shutdown.
+    pub fn join(self) {
+        let _ = self.indexer.join();
+    }
+}

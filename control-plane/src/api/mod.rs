@@ -41,6 +41,8 @@ pub struct ApiState {
     pub token: Arc<str>,
     /// The node's container logs, for `pods/log` (in `up` mode the agent's files are local).
     pub logs: Option<crate::node::logs::LogFiles>,
+    /// Other APIs served behind the same token (the log search API), by path prefix.
+    pub extra_routes: Vec<(&'static str, Router)>,
 }
 
 impl ApiState {
@@ -50,13 +52,18 @@ impl ApiState {
             metrics,
             token: token.into(),
             logs: None,
+            extra_routes: Vec::new(),
         }
     }
 }
 
 /// The API router: health endpoints open, everything else behind the token.
 pub fn router(state: ApiState) -> Router {
-    let protected = Router::new()
+    let mut protected = Router::new();
+    for (prefix, routes) in &state.extra_routes {
+        protected = protected.nest_service(prefix, routes.clone());
+    }
+    let protected = protected
         .route("/version", get(|| async { axum::Json(discovery::version()) }))
         .route("/openapi/v3", get(|| async { axum::Json(openapi::index()) }))
         .route("/openapi/v3/{*path}", get(openapi_document))

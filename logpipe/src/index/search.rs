@@ -1,0 +1,334 @@
+//! Searching the index: a tantivy (Lucene-style) query over `message` by default, with field terms
+//! (`pod:web-1`, `level:error`), phrases, booleans and ranges; a time range; newest first (time, then
+//! indexing order); a cursor that pages without repeating or skipping a line.
+
+use std::ops::Bound;
+
+use serde::Serialize;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DocId, Score, SegmentReader, TantivyDocument, Term};
+
+use super::{KEYWORDS, LogIndex, line_of};
+use crate::record::LogLine;
+
+/// The most hits one request may ask for.
+pub const MAX_LIMIT: usize = 1000;
+
+#[derive(Clone, Debug, Default)]
+pub struct SearchRequest {
+    pub query: String,
+    pub start: Option<jiff::Timestamp>,
+    pub end: Option<jiff::Timestamp>,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchResponse {
+    pub hits: Vec<LogLine>,
+    pub next_cursor: Option<String>,
+    pub total: usize,
+}
+
+/// What is wrong with a request (a 400 for the API).
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The query does not parse.
+    #[error("invalid query: {0}")]
+    Query(String),
+    /// A parameter is out of range or malformed.
+    #[error("{0}")]
+    Parameter(String),
+    /// The index failed.
+    #[error("searching the index failed: {0}")]
+    Index(#[from] tantivy::TantivyError),
+}
+
+/// A page position: the last hit's time and sequence number.
+fn parse_cursor(cursor: &str) -> Result<(i64, u64), SearchError> {
+    let bad = || {
+        SearchError::Parameter(format!(
+            "invalid cursor {cursor:?}: pass back a nextCursor unchanged"
+        ))
+    };
+    let (ts, seq) = cursor.split_once('-').ok_or_else(bad)?;
+    Ok((ts.parse().map_err(|_| bad())?, seq.parse().map_err(|_| bad())?))
+}
+
+impl LogIndex {
+    /// The query of a request, time range included (the cursor is applied apart).
+    fn query(&self, request: &SearchRequest) -> Result<Box<dyn Query>, SearchError> {
+        let f = self.fields;
+        let mut parser = QueryParser::for_index(&self.index, vec![f.message]);
+        parser.set_conjunction_by_default();
+        let parsed: Box<dyn Query> = if request.query.trim().is_empty() {
+            Box::new(AllQuery)
+        } else {
+            parser
+                .parse_query(&request.query)
+                .map_err(|e| SearchError::Query(e.to_string()))?
+        };
+        if let (Some(start), Some(end)) = (request.start, request.end)
+            && start > end
+        {
+            return Err(SearchError::Parameter(format!(
+                "start {start} is after end {end}"
+            )));
+        }
+        if request.start.is_none() && request.end.is_none() {
+            return Ok(parsed);
+        }
+        let nanos = |t: jiff::Timestamp| Term::from_field_i64(f.ts, t.as_nanosecond() as i64);
+        let range = RangeQuery::new(
+            request
+                .start
+                .map_or(Bound::Unbounded, |t| Bound::Included(nanos(t))),
+            request
+                .end
+                .map_or(Bound::Unbounded, |t| Bound::Excluded(nanos(t))),
+        );
+        Ok(Box::new(BooleanQuery::new(vec![
+            (Occur::Must, parsed),
+            (Occur::Must, Box::new(range)),
+        ])))
+    }
+
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, SearchError> {
+        if request.limit == 0 || request.limit > MAX_LIMIT {
+            return Err(SearchError::Parameter(format!(
+                "limit must be between 1 and {MAX_LIMIT}, not {}",
+                request.limit
+            )));
+        }
+        let f = self.fields;
+        let query = self.query(request)?;
+        let searcher = self.reader.searcher();
+        let total = searcher.search(&query, &Count)?;
+        let paged: Box<dyn Query> = match &request.cursor {
+            None => query,
+            Some(cursor) => {
+                let (ts, seq) = parse_cursor(cursor)?;
+                // Strictly after the cursor in newest-first order: older time, or the same time and an
+                // earlier sequence number.
+                let older =
+                    RangeQuery::new(Bound::Unbounded, Bound::Excluded(Term::from_field_i64(f.ts, ts)));
+                let same_time = BooleanQuery::new(vec![
+                    (
+                        Occur::Must,
+                        Box::new(TermQuery::new(
+                            Term::from_field_i64(f.ts, ts),
+                            IndexRecordOption::Basic,
+                        )) as Box<dyn Query>,
+                    ),
+                    (
+                        Occur::Must,
+                        Box::new(RangeQuery::new(
+                            Bound::Unbounded,
+                            Bound::Excluded(Term::from_field_u64(f.seq, seq)),
+                        )),
+                    ),
+                ]);
+                let after = BooleanQuery::new(vec![
+                    (Occur::Should, Box::new(older) as Box<dyn Query>),
+                    (Occur::Should, Box::new(same_time)),
+                ]);
+                Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, query),
+                    (Occur::Must, Box::new(after)),
+                ]))
+            }
+        };
+        let newest_first = TopDocs::with_limit(request.limit).tweak_score(move |segment: &SegmentReader| {
+            let ts = segment
+                .fast_fields()
+                .i64("ts")
+                .ok()
+                .map(|c| c.first_or_default_col(0));
+            let seq = segment
+                .fast_fields()
+                .u64("seq")
+                .ok()
+                .map(|c| c.first_or_default_col(0));
+            move |doc: DocId, _score: Score| {
+                (
+                    ts.as_ref().map_or(0, |c| c.get_val(doc)),
+                    seq.as_ref().map_or(0, |c| c.get_val(doc)),
+                )
+            }
+        });
+        let top = searcher.search(&paged, &newest_first)?;
+        let mut hits = Vec::with_capacity(top.len());
+        let mut last = None;
+        for (_, address) in &top {
+            let doc: TantivyDocument = searcher.doc(*address)?;
+            let (line, ts, seq) = line_of(&f, &doc);
+            hits.push(line);
+            last = Some((ts, seq));
+        }
+        let next_cursor = (top.len() == request.limit)
+            .then_some(last)
+            .flatten()
+            .map(|(ts, seq)| format!("{ts}-{seq}"));
+        Ok(SearchResponse {
+            hits,
+            next_cursor,
+            total,
+        })
+    }
+}
+
+/// Whether `field` is one a query may name as a keyword.
+pub fn is_keyword(field: &str) -> bool {
+    KEYWORDS.contains(&field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{Checkpoint, Position};
+    use crate::index::Indexer;
+    use crate::tailer::Batch;
+    use crate::telemetry::Telemetry;
+
+    fn line(n: i64, pod: &str, message: &str) -> LogLine {
+        LogLine {
+            timestamp: jiff::Timestamp::from_second(1_700_000_000 + n / 3).unwrap(),
+            message: message.to_string(),
+            pod: pod.to_string(),
+            namespace: "default".into(),
+            stream: "stdout".into(),
+            ..LogLine::default()
+        }
+    }
+
+    #[test]
+    fn pages_cover_every_line_once_newest_first_and_positions_commit_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = LogIndex::open(dir.path()).unwrap();
+        let mut indexer = Indexer::new(
+            index.clone(),
+            Checkpoint::default(),
+            Telemetry::default(),
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap();
+        let lines: Vec<LogLine> = (0..250)
+            .map(|n| {
+                line(
+                    n,
+                    if n % 2 == 0 { "even" } else { "odd" },
+                    &format!("request {n} served"),
+                )
+            })
+            .collect();
+        let position = Position {
+            path: "/f".into(),
+            fingerprint: 1,
+            fingerprint_len: 2,
+            offset: 99,
+            emitted: 99,
+        };
+        indexer
+            .add(Batch {
+                lines,
+                positions: vec![("1:2".into(), position.clone())],
+                released: vec![],
+            })
+            .unwrap();
+        indexer.commit().unwrap();
+
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = index
+                .search(&SearchRequest {
+                    query: "pod:even".into(),
+                    limit: 40,
+                    cursor: cursor.clone(),
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(page.total, 125);
+            seen.extend(page.hits.iter().map(|h| h.message.clone()));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let expected: Vec<String> = (0..250)
+            .rev()
+            .filter(|n| n % 2 == 0)
+            .map(|n| format!("request {n} served"))
+            .collect();
+        assert_eq!(seen, expected);
+
+        let phrase = index
+            .search(&SearchRequest {
+                query: "\"request 42 served\"".into(),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(phrase.total, 1);
+        let window = index
+            .search(&SearchRequest {
+                start: Some(jiff::Timestamp::from_second(1_700_000_010).unwrap()),
+                end: Some(jiff::Timestamp::from_second(1_700_000_011).unwrap()),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(window.total, 3, "one second holds lines 30, 31, 32");
+
+        // Reopened, the index knows where the tailer was.
+        drop(indexer);
+        let reopened = LogIndex::open(dir.path()).unwrap();
+        let checkpoint = reopened.checkpoint().unwrap();
+        assert_eq!(checkpoint.files["1:2"], position);
+        assert_eq!(checkpoint.next_seq, 250);
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = LogIndex::open(dir.path()).unwrap();
+        let err = |r: SearchRequest| index.search(&r).unwrap_err().to_string();
+        assert!(
+            err(SearchRequest {
+                query: "pod:(".into(),
+                limit: 1,
+                ..Default::default()
+            })
+            .starts_with("invalid query")
+        );
+        assert!(
+            err(SearchRequest {
+                limit: 100_000,
+                ..Default::default()
+            })
+            .contains("limit must be between 1 and 1000")
+        );
+        assert!(
+            err(SearchRequest {
+                limit: 1,
+                cursor: Some("x".into()),
+                ..Default::default()
+            })
+            .contains("invalid cursor")
+        );
+        let later = jiff::Timestamp::from_second(2_000_000_000).unwrap();
+        let earlier = jiff::Timestamp::from_second(1_000_000_000).unwrap();
+        assert!(
+            err(SearchRequest {
+                limit: 1,
+                start: Some(later),
+                end: Some(earlier),
+                ..Default::default()
+            })
+            .contains("is after end")
+        );
+    }
+}

@@ -1,0 +1,52 @@
+//! One log line as the pipeline carries it, from the tailer to the index and back out of a search.
+
+use serde::Serialize;
+
+/// Where a line came from and what it says. The field names are the search API's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LogLine {
+    /// When the line was written (the CRI record's time; for host files, when it was read).
+    pub timestamp: jiff::Timestamp,
+    pub message: String,
+    /// `stdout` or `stderr` for containers; empty for host files.
+    pub stream: String,
+    /// A level found in the line (`error`, `warn`, `info`, `debug`), or empty.
+    pub level: String,
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub node: String,
+    /// The file the line was read from.
+    pub source: String,
+    /// Flags and other fields (`invalidUtf8`, `truncated`, parsed JSON fields later).
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A level word near the start of a plain-text line, as log viewers guess it.
+pub fn detect_level(message: &str) -> &'static str {
+    let head: String = message.chars().take(64).collect::<String>().to_ascii_lowercase();
+    let words = head.split(|c: char| !c.is_ascii_alphabetic());
+    for word in words {
+        match word {
+            "error" | "err" | "fatal" | "panic" | "critical" | "crit" => return "error",
+            "warn" | "warning" => return "warn",
+            "info" | "notice" => return "info",
+            "debug" | "trace" => return "debug",
+            _ => {}
+        }
+    }
+    ""
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_from_the_first_words() {
+        assert_eq!(detect_level("2026-01-01 ERROR boom"), "error");
+        assert_eq!(detect_level("[warn] disk"), "warn");
+        assert_eq!(detect_level("level=info msg=hi"), "info");
+        assert_eq!(detect_level("GET / HTTP/1.1 200"), "");
+    }
+}

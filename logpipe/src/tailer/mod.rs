@@ -1,0 +1,389 @@
+//! The tailer: finds the container log files under the node's `pods/` directory as pods come and go,
+//! follows each from its committed position, joins CRI partial records, and hands lines to the indexer in
+//! batches together with the positions they reach. It polls (every 250 ms by default); inotify comes with
+//! a later slice.
+//!
+//! Files are known by device and inode, checked against a fingerprint of their first bytes when a
+//! position is taken up again. Rotation by rename (the runtime renames `0.log` and opens a new one) is
+//! followed by draining the old file to its end through the descriptor still open, then releasing it; a
+//! file deleted while open is drained the same way; a file that shrinks (copytruncate, truncate and
+//! rewrite) is read again from its start.
+//!
+//! The tailer blocks when the indexer falls behind (a bounded channel): it waits, it never drops.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::SyncSender;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::{FINGERPRINT_LEN, FileKey, Position, fingerprint, key_of};
+use crate::cri::{self, Joiner};
+use crate::record::{LogLine, detect_level};
+use crate::telemetry::Telemetry;
+
+/// How much of a file is read at a time.
+const CHUNK: usize = 1024 * 1024;
+/// Lines per batch handed to the indexer.
+const BATCH_LINES: usize = 2000;
+
+#[derive(Clone, Debug)]
+pub struct TailerConfig {
+    /// `DIR/pods`: `<namespace>_<pod>_<uid>/<container>/<restartCount>.log`.
+    pub root: PathBuf,
+    pub node: String,
+    pub poll: Duration,
+    /// Longer lines are cut here and flagged `truncated`.
+    pub max_line: usize,
+}
+
+/// Lines read and the positions they reach, for the indexer to commit together.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub lines: Vec<LogLine>,
+    pub positions: Vec<(FileKey, Position)>,
+    /// Files read to their end and gone: their positions can be forgotten once this batch is committed.
+    pub released: Vec<FileKey>,
+}
+
+/// What the path of a container log says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Origin {
+    namespace: String,
+    pod: String,
+    container: String,
+}
+
+struct Tracked {
+    path: PathBuf,
+    file: File,
+    origin: Origin,
+    /// Where reading resumes after a restart (no half-read line before it).
+    offset: u64,
+    /// Lines ending at or before this are handed over already.
+    emitted: u64,
+    /// Where the next read starts.
+    read_pos: u64,
+    joiner: Joiner,
+    fingerprint: u64,
+    fingerprint_len: u64,
+    /// The path leads elsewhere now (renamed or deleted): drain, then release.
+    rotated: bool,
+}
+
+pub struct Tailer {
+    config: TailerConfig,
+    files: HashMap<FileKey, Tracked>,
+    /// Positions from the last commit, taken up when their files are found again.
+    saved: BTreeMap<FileKey, Position>,
+    out: SyncSender<Batch>,
+    telemetry: Telemetry,
+}
+
+impl Tailer {
+    pub fn new(
+        config: TailerConfig,
+        saved: BTreeMap<FileKey, Position>,
+        out: SyncSender<Batch>,
+        telemetry: Telemetry,
+    ) -> Tailer {
+        Tailer {
+            config,
+            files: HashMap::new(),
+            saved,
+            out,
+            telemetry,
+        }
+    }
+
+    /// Follows the files until `shutdown`; returns when the indexer is gone too.
+    pub fn run(mut self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let Ok(more) = self.pass() else { return };
+            if !more {
+                std::thread::sleep(self.config.poll);
+            }
+        }
+    }
+
+    /// One look at every file; `Err` when the indexer is gone. Returns whether data is left to read now.
+    pub fn pass(&mut self) -> Result<bool, std::sync::mpsc::SendError<Batch>> {
+        self.discover();
+        let mut batch = Batch::default();
+        let mut more = false;
+        // Rotated files first: their lines come before those of the file that replaced them.
+        let mut keys: Vec<(bool, FileKey)> =
+            self.files.iter().map(|(k, t)| (!t.rotated, k.clone())).collect();
+        keys.sort();
+        let keys: Vec<FileKey> = keys.into_iter().map(|(_, k)| k).collect();
+        for key in keys {
+            let Some(tracked) = self.files.get_mut(&key) else {
+                continue;
+            };
+            let left = match read(tracked, &self.config, &self.telemetry, &mut batch.lines) {
+                Ok(left) => left,
+                Err(e) => {
+                    tracing::warn!(file = %tracked.path.display(), error = %e, "reading a log file failed");
+                    continue;
+                }
+            };
+            more |= left;
+            if tracked.fingerprint_len < FINGERPRINT_LEN
+                && tracked.read_pos > tracked.fingerprint_len
+                && let Ok((fp, len)) = fingerprint(&tracked.path, FINGERPRINT_LEN)
+                && !tracked.rotated
+            {
+                tracked.fingerprint = fp;
+                tracked.fingerprint_len = len;
+            }
+            batch.positions.push((key.clone(), position(tracked)));
+            let drained = !left && tracked.file.metadata().is_ok_and(|m| m.len() <= tracked.read_pos);
+            if tracked.rotated && drained {
+                self.files.remove(&key);
+                batch.released.push(key.clone());
+                self.telemetry.files_tracked.dec();
+            }
+            if batch.lines.len() >= BATCH_LINES {
+                more = true;
+                break;
+            }
+        }
+        if batch.lines.is_empty() && batch.released.is_empty() {
+            return Ok(more);
+        }
+        self.out.send(batch)?;
+        Ok(more)
+    }
+
+    /// Finds the log files now under the root; notes those whose path leads elsewhere.
+    fn discover(&mut self) {
+        let mut seen: HashSet<FileKey> = HashSet::new();
+        for path in log_files(&self.config.root) {
+            let Ok(file) = File::open(&path) else { continue };
+            let Ok(meta) = file.metadata() else { continue };
+            let key = key_of(&meta);
+            seen.insert(key.clone());
+            if let Some(tracked) = self.files.get_mut(&key) {
+                tracked.path = path;
+                continue;
+            }
+            let Some(origin) = origin(&self.config.root, &path) else {
+                continue;
+            };
+            let (fp, fp_len) = fingerprint(&path, FINGERPRINT_LEN).unwrap_or((0, 0));
+            let (offset, emitted) = match self.saved.remove(&key) {
+                Some(saved)
+                    if fingerprint(&path, saved.fingerprint_len).ok()
+                        == Some((saved.fingerprint, saved.fingerprint_len)) =>
+                {
+                    (saved.offset, saved.emitted)
+                }
+                Some(_) => {
+                    // The inode is another file's now (reused, or rewritten while we were down).
+                    self.telemetry.file_replaced();
+                    (0, 0)
+                }
+                None => (0, 0),
+            };
+            tracing::debug!(file = %path.display(), offset, "following a log file");
+            self.telemetry.files_tracked.inc();
+            self.files.insert(
+                key,
+                Tracked {
+                    path,
+                    file,
+                    origin,
+                    offset,
+                    emitted,
+                    read_pos: offset,
+                    joiner: Joiner::default(),
+                    fingerprint: fp,
+                    fingerprint_len: fp_len,
+                    rotated: false,
+                },
+            );
+        }
+        for (key, tracked) in &mut self.files {
+            if !seen.contains(key) {
+                tracked.rotated = true;
+            }
+        }
+    }
+}
+
+fn position(tracked: &Tracked) -> Position {
+    Position {
+        path: tracked.path.clone(),
+        fingerprint: tracked.fingerprint,
+        fingerprint_len: tracked.fingerprint_len,
+        offset: tracked.offset,
+        emitted: tracked.emitted,
+    }
+}
+
+/// The live log files: `<root>/<ns>_<pod>_<uid>/<container>/<n>.log` (rotated ones are followed
+/// through their open descriptors, not found again by name).
+fn log_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for pod in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        for container in std::fs::read_dir(pod.path()).into_iter().flatten().flatten() {
+            for file in std::fs::read_dir(container.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let path = file.path();
+                if path.extension().is_some_and(|e| e == "log") {
+                    out.push(path);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn origin(root: &Path, path: &Path) -> Option<Origin> {
+    let relative = path.strip_prefix(root).ok()?;
+    let mut parts = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
+    let pod_dir = parts.next()?;
+    let container = parts.next()?;
+    let mut names = pod_dir.splitn(3, '_');
+    Some(Origin {
+        namespace: names.next()?.to_string(),
+        pod: names.next()?.to_string(),
+        container,
+    })
+}
+
+/// Reads what the file has past `read_pos` (up to a chunk), turning whole records into lines. Returns
+/// whether more is waiting.
+fn read(
+    tracked: &mut Tracked,
+    config: &TailerConfig,
+    telemetry: &Telemetry,
+    lines: &mut Vec<LogLine>,
+) -> std::io::Result<bool> {
+    let len = tracked.file.metadata()?.len();
+    if len < tracked.read_pos {
+        // Truncated in place (copytruncate, or truncate and rewrite): everything is new again.
+        telemetry.file_truncated();
+        tracked.read_pos = 0;
+        tracked.offset = 0;
+        tracked.emitted = 0;
+        tracked.joiner = Joiner::default();
+    }
+    if len == tracked.read_pos {
+        return Ok(false);
+    }
+    tracked.file.seek(SeekFrom::Start(tracked.read_pos))?;
+    let want = (len - tracked.read_pos).min(CHUNK as u64) as usize;
+    let mut buf = vec![0u8; want];
+    let mut filled = 0;
+    while filled < want {
+        match tracked.file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    buf.truncate(filled);
+    telemetry.bytes_read(filled as u64);
+    let base = tracked.read_pos;
+    let mut start = 0;
+    while let Some(newline) = buf[start..].iter().position(|b| *b == b'\n') {
+        let end = start + newline;
+        let record_end = base + end as u64 + 1;
+        let raw = &buf[start..end];
+        start = end + 1;
+        let line = match cri::parse(raw) {
+            Some(record) => tracked
+                .joiner
+                .push(&record, config.max_line)
+                .map(|(time, text, truncated)| (time, text, truncated, record.stream)),
+            // Not a CRI record: kept as it is, timed now.
+            None => {
+                let cut = raw.len() > config.max_line;
+                Some((
+                    jiff::Timestamp::now(),
+                    raw[..raw.len().min(config.max_line)].to_vec(),
+                    cut,
+                    "",
+                ))
+            }
+        };
+        if let Some((time, text, truncated, stream)) = line {
+            if record_end > tracked.emitted {
+                lines.push(to_line(
+                    tracked, config, time, &text, truncated, stream, telemetry,
+                ));
+            }
+            tracked.emitted = tracked.emitted.max(record_end);
+        }
+        if !tracked.joiner.pending() {
+            tracked.offset = record_end;
+        }
+        tracked.read_pos = record_end;
+    }
+    if start == 0 && filled == CHUNK {
+        // A chunk without a newline: not CRI; cut it as a line of its own.
+        let record_end = base + filled as u64;
+        if record_end > tracked.emitted {
+            let text = &buf[..config.max_line.min(filled)];
+            lines.push(to_line(
+                tracked,
+                config,
+                jiff::Timestamp::now(),
+                text,
+                true,
+                "",
+                telemetry,
+            ));
+        }
+        tracked.emitted = tracked.emitted.max(record_end);
+        tracked.offset = record_end;
+        tracked.read_pos = record_end;
+    }
+    Ok(tracked.read_pos < len)
+}
+
+fn to_line(
+    tracked: &Tracked,
+    config: &TailerConfig,
+    timestamp: jiff::Timestamp,
+    text: &[u8],
+    truncated: bool,
+    stream: &str,
+    telemetry: &Telemetry,
+) -> LogLine {
+    let mut attributes = serde_json::Map::new();
+    let message = match std::str::from_utf8(text) {
+        Ok(text) => text.to_string(),
+        Err(_) => {
+            attributes.insert("invalidUtf8".into(), true.into());
+            String::from_utf8_lossy(text).into_owned()
+        }
+    };
+    if truncated {
+        attributes.insert("truncated".into(), true.into());
+        telemetry.line_truncated();
+    }
+    LogLine {
+        timestamp,
+        level: detect_level(&message).to_string(),
+        message,
+        stream: stream.to_string(),
+        namespace: tracked.origin.namespace.clone(),
+        pod: tracked.origin.pod.clone(),
+        container: tracked.origin.container.clone(),
+        node: config.node.clone(),
+        source: tracked.path.display().to_string(),
+        attributes,
+    }
+}
+
+#[cfg(test)]
+mod tests;

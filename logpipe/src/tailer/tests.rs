@@ -1,0 +1,184 @@
+//! The tailer against the scenarios of `spec/logs.md` §5 that a single process can play: lines are
+//! numbered, and a verifier counts lost, repeated and out-of-order ones.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::mpsc::{Receiver, sync_channel};
+
+use super::*;
+
+fn cri(n: usize) -> String {
+    format!("2026-01-01T00:00:00.{n:09}Z stdout F line {n}\n")
+}
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    file: PathBuf,
+    tailer: Tailer,
+    rx: Receiver<Batch>,
+    seen: Vec<usize>,
+    positions: BTreeMap<FileKey, Position>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("pods");
+        let file = root.join("ns_pod_uid/c/0.log");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "").unwrap();
+        let (tailer, rx) = tailer(&root, BTreeMap::new());
+        Rig {
+            _dir: dir,
+            root,
+            file,
+            tailer,
+            rx,
+            seen: Vec::new(),
+            positions: BTreeMap::new(),
+        }
+    }
+
+    fn append(&self, range: std::ops::Range<usize>) {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.file)
+            .unwrap();
+        for n in range {
+            f.write_all(cri(n).as_bytes()).unwrap();
+        }
+    }
+
+    /// Passes until nothing is left to read, collecting line numbers and positions.
+    fn drain(&mut self) {
+        for _ in 0..100 {
+            let more = self.tailer.pass().unwrap();
+            while let Ok(batch) = self.rx.try_recv() {
+                for line in batch.lines {
+                    self.seen
+                        .push(line.message.trim_start_matches("line ").parse().unwrap());
+                }
+                self.positions.extend(batch.positions);
+                for key in batch.released {
+                    self.positions.remove(&key);
+                }
+            }
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// Lost and repeated line numbers of 0..n.
+    fn verify(&self, n: usize) -> (Vec<usize>, Vec<usize>) {
+        let mut counts = vec![0; n];
+        for &line in &self.seen {
+            counts[line] += 1;
+        }
+        let lost = (0..n).filter(|i| counts[*i] == 0).collect();
+        let repeated = (0..n).filter(|i| counts[*i] > 1).collect();
+        (lost, repeated)
+    }
+}
+
+fn tailer(root: &Path, saved: BTreeMap<FileKey, Position>) -> (Tailer, Receiver<Batch>) {
+    let (tx, rx) = sync_channel(64);
+    let config = TailerConfig {
+        root: root.to_path_buf(),
+        node: "n".into(),
+        poll: Duration::from_millis(10),
+        max_line: 1024,
+    };
+    (Tailer::new(config, saved, tx, Telemetry::default()), rx)
+}
+
+#[test]
+fn rename_rotation_is_drained_then_followed() {
+    let mut rig = Rig::new();
+    rig.append(0..100);
+    rig.drain();
+    rig.append(100..150);
+    std::fs::rename(&rig.file, rig.file.with_extension("log.20260101-000000")).unwrap();
+    rig.append(150..200);
+    rig.drain();
+    assert_eq!(rig.verify(200), (vec![], vec![]));
+    let mut sorted = rig.seen.clone();
+    sorted.sort();
+    assert_eq!(sorted, rig.seen, "in order");
+    assert_eq!(rig.positions.len(), 1, "the rotated file was released");
+}
+
+#[test]
+fn copytruncate_and_rewrite_read_the_new_content() {
+    let mut rig = Rig::new();
+    rig.append(0..50);
+    rig.drain();
+    std::fs::write(&rig.file, "").unwrap();
+    rig.append(50..60);
+    rig.drain();
+    assert_eq!(rig.verify(60), (vec![], vec![]));
+}
+
+#[test]
+fn a_file_deleted_while_open_is_drained_and_released() {
+    let mut rig = Rig::new();
+    rig.append(0..10);
+    rig.drain();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&rig.file).unwrap();
+    std::fs::remove_file(&rig.file).unwrap();
+    f.write_all(cri(10).as_bytes()).unwrap();
+    rig.drain();
+    assert_eq!(rig.verify(11), (vec![], vec![]));
+    assert!(rig.positions.is_empty(), "{:?}", rig.positions);
+}
+
+#[test]
+fn a_restart_resumes_at_the_committed_position_without_repeats() {
+    let mut rig = Rig::new();
+    rig.append(0..30);
+    rig.drain();
+    // A half-written record and a partial line are not passed over.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&rig.file).unwrap();
+    f.write_all(b"2026-01-01T00:00:01Z stdout P line ").unwrap();
+    f.write_all(b"3").unwrap();
+    drop(f);
+    rig.drain();
+    let saved = rig.positions.clone();
+    // "Restart": a new tailer from the saved positions.
+    let (tailer, rx) = tailer(&rig.root, saved);
+    rig.tailer = tailer;
+    rig.rx = rx;
+    let mut f = std::fs::OpenOptions::new().append(true).open(&rig.file).unwrap();
+    f.write_all(b"0\n2026-01-01T00:00:02Z stdout F 1\n").unwrap();
+    rig.append(32..40);
+    rig.drain();
+    // The P record ("line 30", its newline written after the restart) and the F record ("1") join.
+    let joined: Vec<usize> = rig.seen.iter().copied().filter(|n| *n >= 30).collect();
+    assert_eq!(joined, [301, 32, 33, 34, 35, 36, 37, 38, 39]);
+    assert_eq!(
+        rig.seen.iter().filter(|n| **n < 30).count(),
+        30,
+        "nothing before the restart repeated"
+    );
+}
+
+#[test]
+fn a_reused_inode_with_other_content_starts_over() {
+    let mut rig = Rig::new();
+    rig.append(0..20);
+    rig.drain();
+    let saved = rig.positions.clone();
+    // Rewritten while "down": same path, maybe same inode, other first bytes.
+    std::fs::write(&rig.file, "").unwrap();
+    let mut f = std::fs::OpenOptions::new().write(true).open(&rig.file).unwrap();
+    f.write_all(b"2026-01-01T00:00:09Z stdout F line 7\n").unwrap();
+    drop(f);
+    let (tailer, rx) = tailer(&rig.root, saved);
+    rig.tailer = tailer;
+    rig.rx = rx;
+    rig.seen.clear();
+    rig.drain();
+    assert_eq!(rig.seen, [7]);
+}

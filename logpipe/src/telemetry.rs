@@ -1,0 +1,98 @@
+//! The log pipeline's telemetry: what it read, indexed, cut and lost, its files and its commits. Metric
+//! names live here; each event logs and counts together.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone)]
+pub struct Telemetry {
+    pub bytes_read: Counter,
+    pub lines_indexed: Counter,
+    pub files_tracked: Gauge,
+    /// Lines changed or files re-read, by reason (`truncated_line`, `file_truncated`, `file_replaced`).
+    pub anomalies: Family<ReasonLabel, Counter>,
+    pub commit_duration: Histogram,
+    /// From a line's time to its commit.
+    pub lag: Histogram,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            bytes_read: Counter::default(),
+            lines_indexed: Counter::default(),
+            files_tracked: Gauge::default(),
+            anomalies: Family::default(),
+            commit_duration: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            lag: Histogram::new([0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0]),
+        }
+    }
+}
+
+impl Telemetry {
+    pub fn register(registry: &mut Registry) -> Telemetry {
+        let t = Telemetry::default();
+        registry.register(
+            "glasshouse_logs_read_bytes",
+            "Bytes read from log files.",
+            t.bytes_read.clone(),
+        );
+        registry.register(
+            "glasshouse_logs_indexed_lines",
+            "Log lines committed to the index.",
+            t.lines_indexed.clone(),
+        );
+        registry.register(
+            "glasshouse_logs_files_tracked",
+            "Log files followed now.",
+            t.files_tracked.clone(),
+        );
+        registry.register(
+            "glasshouse_logs_anomalies",
+            "Lines cut and files read again, by reason.",
+            t.anomalies.clone(),
+        );
+        registry.register(
+            "glasshouse_logs_commit_duration_seconds",
+            "How long an index commit took.",
+            t.commit_duration.clone(),
+        );
+        registry.register(
+            "glasshouse_logs_searchable_lag_seconds",
+            "From a line's timestamp to its commit (searchable).",
+            t.lag.clone(),
+        );
+        t
+    }
+
+    pub fn bytes_read(&self, n: u64) {
+        self.bytes_read.inc_by(n);
+    }
+
+    fn anomaly(&self, reason: &'static str) {
+        self.anomalies.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn line_truncated(&self) {
+        self.anomaly("truncated_line");
+    }
+
+    pub fn file_truncated(&self) {
+        tracing::info!("a log file shrank: reading it again from its start");
+        self.anomaly("file_truncated");
+    }
+
+    pub fn file_replaced(&self) {
+        tracing::info!("a log file's inode holds another file now: reading it from its start");
+        self.anomaly("file_replaced");
+    }
+}

@@ -1,0 +1,146 @@
+//! The log pipeline end to end: what containers write is searchable through `/logs/v1/search` on the API
+//! address (with the API's token), newest first, paged without repeats, and a `kill -9` of the platform
+//! while a container writes loses and repeats no line.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{Server, free_port};
+
+async fn search(server: &Server, params: &[(&str, &str)]) -> (u16, Value) {
+    let response = server
+        .http()
+        .get(format!("{}/logs/v1/search", server.api))
+        .header("Authorization", server.bearer())
+        .query(params)
+        .send()
+        .await
+        .expect("the search API answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Every line of `query`, paging with `limit`.
+async fn all_lines(server: &Server, query: &str, limit: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, body) = search(server, &[("query", query), ("limit", limit), ("cursor", &cursor)]).await;
+        assert_eq!(status, 200, "{body}");
+        out.extend(
+            body["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["message"].as_str().unwrap().to_string()),
+        );
+        match body["nextCursor"].as_str() {
+            Some(next) => cursor = next.to_string(),
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_lines_are_searchable_and_survive_kill_9_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = format!("127.0.0.1:{}", free_port());
+    let mut server = Server::start_in(dir.path(), &["--api-addr", &api]);
+    // 3000 numbered lines over about 6 s, then an error line, then quiet.
+    server.kubectl_ok_input(
+        &["apply", "-f", "-"],
+        "apiVersion: v1
+kind: Pod
+metadata: {name: counter, labels: {app: counter}}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, 'i=0; while [ $i -lt 3000 ]; do i=$((i+1)); echo \"seq $i\"; [ $((i % 100)) -eq 0 ] && sleep 0.2; done; echo \"ERROR done counting\"; sleep 3600']
+",
+    );
+    let count = |body: &Value| body["total"].as_u64().unwrap_or(0);
+    let (status, body) = search(&server, &[("query", "pod:counter")]).await;
+    assert_eq!(status, 200, "{body}");
+    // Kill the platform twice while the container writes (it goes on writing: it belongs to its shim).
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        server.kill9();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        server = Server::start_in(dir.path(), &["--api-addr", &api]);
+    }
+    let mut total = 0;
+    for _ in 0..300 {
+        let (_, body) = search(&server, &[("query", "pod:counter"), ("limit", "1")]).await;
+        total = count(&body);
+        if total >= 3001 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(total, 3001, "every line once");
+    let lines = all_lines(&server, "pod:counter AND seq", "1000").await;
+    let mut seen: BTreeMap<u32, u32> = BTreeMap::new();
+    for line in &lines {
+        *seen
+            .entry(line.trim_start_matches("seq ").parse().unwrap())
+            .or_default() += 1;
+    }
+    let lost: Vec<u32> = (1..=3000).filter(|n| !seen.contains_key(n)).collect();
+    let repeated: Vec<u32> = seen.iter().filter(|(_, c)| **c > 1).map(|(n, _)| *n).collect();
+    assert!(
+        lost.is_empty() && repeated.is_empty(),
+        "lost {lost:?}, repeated {repeated:?}"
+    );
+    // Newest first.
+    let numbers: Vec<u32> = lines
+        .iter()
+        .map(|l| l.trim_start_matches("seq ").parse().unwrap())
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[0] > w[1]), "newest first");
+
+    // Fields and levels.
+    let (_, errors) = search(&server, &[("query", "level:error AND namespace:default")]).await;
+    assert_eq!(count(&errors), 1, "{errors}");
+    let hit = &errors["hits"][0];
+    assert_eq!(hit["message"], "ERROR done counting");
+    assert_eq!(
+        (
+            hit["pod"].as_str(),
+            hit["container"].as_str(),
+            hit["stream"].as_str()
+        ),
+        (Some("counter"), Some("c"), Some("stdout"))
+    );
+    let (_, phrase) = search(&server, &[("query", "\"seq 1234\"")]).await;
+    assert_eq!(count(&phrase), 1, "{phrase}");
+
+    // Bad input: a 400 with the reason; no token: 401.
+    for (params, says) in [
+        (vec![("query", "pod:(")], "invalid query"),
+        (vec![("limit", "100000")], "limit must be between 1 and 1000"),
+        (vec![("start", "yesterday")], "is not an RFC 3339 time"),
+        (vec![("path", "/etc/passwd")], "unknown field"),
+    ] {
+        let (status, body) = search(&server, &params).await;
+        assert_eq!(status, 400, "{params:?}: {body}");
+        assert!(
+            body["error"].as_str().unwrap_or_default().contains(says),
+            "{params:?}: {body}"
+        );
+    }
+    let anonymous = server
+        .http()
+        .get(format!("{}/logs/v1/search", server.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let metrics = server.scrape();
+    assert!(
+        metrics.contains("glasshouse_logs_indexed_lines_total"),
+        "{metrics}"
+    );
+}
