@@ -1152,7 +1152,12 @@ fn keep_service_addresses(old: &Value, new: &mut Value) {
             continue;
         }
         // Defaults are not applied yet: a port without a protocol is TCP.
-        let protocol = |p: &Value| p.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_string();
+        let protocol = |p: &Value| {
+            p.get("protocol")
+                .and_then(Value::as_str)
+                .unwrap_or("TCP")
+                .to_string()
+        };
         let same = old_ports
             .iter()
             .find(|o| o.get("port") == port.get("port") && protocol(o) == protocol(port));
