@@ -117,12 +117,73 @@ spec:
     let (_, phrase) = search(&server, &[("query", "\"seq 1234\"")]).await;
     assert_eq!(count(&phrase), 1, "{phrase}");
 
+    // Counts: a histogram over the last minutes and the top pods.
+    let histogram: Value = server
+        .http()
+        .get(format!("{}/logs/v1/histogram", server.api))
+        .header("Authorization", server.bearer())
+        .query(&[("query", "pod:counter AND seq"), ("interval", "10s")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let buckets = histogram["buckets"].as_array().expect("buckets");
+    assert_eq!(buckets.len(), 360, "an hour of 10 s buckets");
+    let counted: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, 3000);
+    let fields: Value = server
+        .http()
+        .get(format!("{}/logs/v1/fields/pod", server.api))
+        .header("Authorization", server.bearer())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fields["values"][0]["value"], "counter", "{fields}");
+    assert_eq!(fields["values"][0]["count"], 3001, "{fields}");
+
+    // Live tail: a line written after the stream opened arrives on it.
+    let mut stream = server
+        .http()
+        .get(format!("{}/logs/v1/tail", server.api))
+        .header("Authorization", server.bearer())
+        .query(&[("query", "tailed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    server.kubectl_ok_input(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: talker}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'echo tailed line; sleep 3600']\n",
+    );
+    let mut received = String::new();
+    let arrived = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            received.push_str(&String::from_utf8_lossy(&chunk));
+            if received.contains("tailed line") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(arrived, Ok(true), "{received}");
+    assert!(received.contains("event: line"), "{received}");
+
     // Bad input: a 400 with the reason; no token: 401.
     for (params, says) in [
         (vec![("query", "pod:(")], "invalid query"),
         (vec![("limit", "100000")], "limit must be between 1 and 1000"),
         (vec![("start", "yesterday")], "is not an RFC 3339 time"),
         (vec![("path", "/etc/passwd")], "unknown field"),
+        (
+            vec![("start", "2026-01-02T00:00:00Z"), ("end", "2026-01-01T00:00:00Z")],
+            "is after end",
+        ),
     ] {
         let (status, body) = search(&server, &params).await;
         assert_eq!(status, 400, "{params:?}: {body}");

@@ -8,6 +8,7 @@
 //! atomic write, so a crash neither loses nor repeats a line. The reader is reloaded right after each
 //! commit.
 
+pub mod aggregate;
 pub mod search;
 
 use std::path::Path;

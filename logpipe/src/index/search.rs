@@ -60,7 +60,7 @@ fn parse_cursor(cursor: &str) -> Result<(i64, u64), SearchError> {
 
 impl LogIndex {
     /// The query of a request, time range included (the cursor is applied apart).
-    fn query(&self, request: &SearchRequest) -> Result<Box<dyn Query>, SearchError> {
+    pub(super) fn query(&self, request: &SearchRequest) -> Result<Box<dyn Query>, SearchError> {
         let f = self.fields;
         let mut parser = QueryParser::for_index(&self.index, vec![f.message]);
         parser.set_conjunction_by_default();
@@ -180,6 +180,68 @@ impl LogIndex {
     }
 }
 
+impl LogIndex {
+    /// Lines matching `query` indexed after sequence number `after` (all of them when `None`), oldest
+    /// first, at most `limit`: the live tail's step. Returns them with their sequence numbers.
+    pub fn after(
+        &self,
+        query: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(LogLine, u64)>, SearchError> {
+        let f = self.fields;
+        let request = SearchRequest {
+            query: query.to_string(),
+            ..SearchRequest::default()
+        };
+        let parsed = self.query(&request)?;
+        let query: Box<dyn Query> = match after {
+            None => parsed,
+            Some(seq) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, parsed),
+                (
+                    Occur::Must,
+                    Box::new(RangeQuery::new(
+                        Bound::Excluded(Term::from_field_u64(f.seq, seq)),
+                        Bound::Unbounded,
+                    )),
+                ),
+            ])),
+        };
+        // Oldest first: the smallest sequence numbers rank highest.
+        let oldest_first = TopDocs::with_limit(limit).tweak_score(move |segment: &SegmentReader| {
+            let seq = segment
+                .fast_fields()
+                .u64("seq")
+                .ok()
+                .map(|c| c.first_or_default_col(0));
+            move |doc: DocId, _score: Score| u64::MAX - seq.as_ref().map_or(0, |c| c.get_val(doc))
+        });
+        let searcher = self.reader.searcher();
+        let mut out = Vec::new();
+        for (_, address) in searcher.search(&query, &oldest_first)? {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let (line, _, seq) = line_of(&f, &doc);
+            out.push((line, seq));
+        }
+        Ok(out)
+    }
+
+    /// The sequence number of the newest indexed line, if any.
+    pub fn newest_seq(&self) -> Option<u64> {
+        let newest = TopDocs::with_limit(1).tweak_score(move |segment: &SegmentReader| {
+            let seq = segment
+                .fast_fields()
+                .u64("seq")
+                .ok()
+                .map(|c| c.first_or_default_col(0));
+            move |doc: DocId, _score: Score| seq.as_ref().map_or(0, |c| c.get_val(doc))
+        });
+        let top = self.reader.searcher().search(&AllQuery, &newest).ok()?;
+        top.first().map(|(seq, _)| *seq)
+    }
+}
+
 /// Whether `field` is one a query may name as a keyword.
 pub fn is_keyword(field: &str) -> bool {
     KEYWORDS.contains(&field)
@@ -282,6 +344,27 @@ mod tests {
             })
             .unwrap();
         assert_eq!(window.total, 3, "one second holds lines 30, 31, 32");
+
+        // Counts: three lines a second, in 10 s buckets; the pods' shares; a bad field.
+        let range = SearchRequest {
+            start: Some(jiff::Timestamp::from_second(1_700_000_000).unwrap()),
+            end: Some(jiff::Timestamp::from_second(1_700_000_100).unwrap()),
+            ..Default::default()
+        };
+        let buckets = index.histogram(&range, std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(buckets.len(), 10);
+        assert_eq!(buckets.iter().map(|b| b.count).collect::<Vec<_>>(), [30, 30, 30, 30, 30, 30, 30, 30, 10, 0]);
+        let top = index.top_values(&range, "pod", 5).unwrap();
+        let mut top: Vec<(String, u64)> = top.into_iter().map(|v| (v.value, v.count)).collect();
+        top.sort();
+        assert_eq!(top, [("even".to_string(), 125), ("odd".to_string(), 125)]);
+        assert!(index.top_values(&range, "message", 5).is_err());
+        assert!(index.histogram(&range, std::time::Duration::from_millis(10)).is_err(), "10,000 buckets");
+
+        // The tail's steps: after a sequence number, oldest first.
+        let after = index.after("pod:odd", Some(240), 10).unwrap();
+        assert_eq!(after.iter().map(|(_, seq)| *seq).collect::<Vec<_>>(), [241, 243, 245, 247, 249]);
+        assert_eq!(index.newest_seq(), Some(249));
 
         // Reopened, the index knows where the tailer was.
         drop(indexer);
