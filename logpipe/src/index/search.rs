@@ -351,19 +351,32 @@ mod tests {
             end: Some(jiff::Timestamp::from_second(1_700_000_100).unwrap()),
             ..Default::default()
         };
-        let buckets = index.histogram(&range, std::time::Duration::from_secs(10)).unwrap();
+        let buckets = index
+            .histogram(&range, std::time::Duration::from_secs(10))
+            .unwrap();
         assert_eq!(buckets.len(), 10);
-        assert_eq!(buckets.iter().map(|b| b.count).collect::<Vec<_>>(), [30, 30, 30, 30, 30, 30, 30, 30, 10, 0]);
+        assert_eq!(
+            buckets.iter().map(|b| b.count).collect::<Vec<_>>(),
+            [30, 30, 30, 30, 30, 30, 30, 30, 10, 0]
+        );
         let top = index.top_values(&range, "pod", 5).unwrap();
         let mut top: Vec<(String, u64)> = top.into_iter().map(|v| (v.value, v.count)).collect();
         top.sort();
         assert_eq!(top, [("even".to_string(), 125), ("odd".to_string(), 125)]);
         assert!(index.top_values(&range, "message", 5).is_err());
-        assert!(index.histogram(&range, std::time::Duration::from_millis(10)).is_err(), "10,000 buckets");
+        assert!(
+            index
+                .histogram(&range, std::time::Duration::from_millis(10))
+                .is_err(),
+            "10,000 buckets"
+        );
 
         // The tail's steps: after a sequence number, oldest first.
         let after = index.after("pod:odd", Some(240), 10).unwrap();
-        assert_eq!(after.iter().map(|(_, seq)| *seq).collect::<Vec<_>>(), [241, 243, 245, 247, 249]);
+        assert_eq!(
+            after.iter().map(|(_, seq)| *seq).collect::<Vec<_>>(),
+            [241, 243, 245, 247, 249]
+        );
         assert_eq!(index.newest_seq(), Some(249));
 
         // Reopened, the index knows where the tailer was.
