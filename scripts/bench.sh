@@ -23,3 +23,6 @@ cargo bench --features etcd --bench api
 echo
 echo "## pod start-up: 200 pods from one Deployment, then idle memory and CPU"
 cargo bench --bench pods
+echo
+echo "## log pipeline: ingest against raw tantivy, write-to-searchable at 50,000 lines/s"
+cargo bench -p logpipe --bench ingest
