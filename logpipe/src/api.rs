@@ -240,18 +240,5 @@ async fn search(
         Ok(request) => request,
         Err(message) => return bad_request(message),
     };
-    let result = tokio::task::spawn_blocking(move || index.search(&request)).await;
-    match result {
-        Ok(Ok(response)) => Json(response).into_response(),
-        Ok(Err(SearchError::Index(e))) => {
-            tracing::error!(error = %e, "log search failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(serde_json::json!({"error": e.to_string()})),
-            )
-                .into_response()
-        }
-        Ok(Err(e)) => bad_request(e.to_string()),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
+    run(move || index.search(&request)).await
 }

@@ -19,7 +19,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use tokio::sync::Notify;
@@ -118,24 +118,13 @@ async fn pass(
         };
         let current = endpoints.get(&reflector::ObjectRef::new(&name).within(&namespace));
         let api: Api<Endpoints> = Api::namespaced(client.clone(), &namespace);
-        let result = match current {
-            Some(current)
-                if current.subsets == desired.subsets
-                    && current.metadata.labels == desired.metadata.labels =>
-            {
-                Ok(())
-            }
-            Some(current) => {
-                let mut updated = desired.clone();
-                updated.metadata.resource_version = current.metadata.resource_version.clone();
-                api.replace(&name, &PostParams::default(), &updated)
-                    .await
-                    .map(|_| ())
-            }
-            None => match api.create(&PostParams::default(), &desired).await {
-                Err(e) if api_code(&e) == Some(409) => Ok(()),
-                other => other.map(|_| ()),
-            },
+        let unchanged = current
+            .as_ref()
+            .is_some_and(|c| c.subsets == desired.subsets && c.metadata.labels == desired.metadata.labels);
+        let result = if unchanged {
+            Ok(())
+        } else {
+            super::replace_or_create(&api, current.as_deref(), desired).await
         };
         if let Err(e) = result {
             tracing::debug!(service = %name, namespace = %namespace, error = %e, "writing endpoints failed");

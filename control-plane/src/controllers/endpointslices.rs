@@ -13,7 +13,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams};
 use kube::runtime::reflector::Store;
 
 use super::api_code;
@@ -48,21 +48,10 @@ pub(super) async fn pass(
         for desired in desired(&service, &members) {
             // The slice with the same ports is updated; a new port set gets a new slice.
             let matching = existing.iter().position(|s| s.ports == desired.ports);
-            let result = match matching.map(|i| existing.remove(i)) {
+            let current = matching.map(|i| existing.remove(i));
+            let result = match current {
                 Some(current) if current.endpoints == desired.endpoints => Ok(()),
-                Some(current) => {
-                    let mut updated = desired.clone();
-                    updated.metadata.name = current.metadata.name.clone();
-                    updated.metadata.resource_version = current.metadata.resource_version.clone();
-                    let slice_name = current.metadata.name.clone().unwrap_or_default();
-                    api.replace(&slice_name, &PostParams::default(), &updated)
-                        .await
-                        .map(|_| ())
-                }
-                None => match api.create(&PostParams::default(), &desired).await {
-                    Err(e) if api_code(&e) == Some(409) => Ok(()),
-                    other => other.map(|_| ()),
-                },
+                current => super::replace_or_create(&api, current.as_deref(), desired).await,
             };
             if let Err(e) = result {
                 tracing::debug!(service = %name, namespace = %namespace, error = %e, "writing an endpoint slice failed");

@@ -144,6 +144,32 @@ where
     reader
 }
 
+/// Writes `desired` over `current` (its name and resourceVersion taken over: a PUT that fails on a
+/// concurrent change), or creates it when there is none (one that exists already is fine: a cache that
+/// has not seen it yet).
+pub async fn replace_or_create<K>(
+    api: &kube::Api<K>,
+    current: Option<&K>,
+    mut desired: K,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let params = kube::api::PostParams::default();
+    match current {
+        Some(current) => {
+            let name = current.meta().name.clone().unwrap_or_default();
+            desired.meta_mut().name = Some(name.clone());
+            desired.meta_mut().resource_version = current.meta().resource_version.clone();
+            api.replace(&name, &params, &desired).await.map(|_| ())
+        }
+        None => match api.create(&params, &desired).await {
+            Err(e) if api_code(&e) == Some(409) => Ok(()),
+            other => other.map(|_| ()),
+        },
+    }
+}
+
 /// `reconcile`, timed and counted in the controller metrics under `name`.
 pub fn timed<K, C, E, F, Fut>(
     name: &'static str,
