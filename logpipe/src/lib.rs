@@ -9,6 +9,7 @@ pub mod api;
 pub mod checkpoint;
 pub mod cri;
 pub mod index;
+pub mod parse;
 pub mod record;
 pub mod tailer;
 pub mod telemetry;

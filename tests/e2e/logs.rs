@@ -158,7 +158,16 @@ spec:
     assert_eq!(stream.status().as_u16(), 200);
     server.kubectl_ok_input(
         &["apply", "-f", "-"],
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: talker}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'echo tailed line; sleep 3600']\n",
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: talker}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, 'echo tailed line; echo "$LINE"; sleep 3600']
+    env: [{name: LINE, value: '{"level":"warning","msg":"disk low","disk":"sda"}'}]
+"#,
     );
     let mut received = String::new();
     let arrived = tokio::time::timeout(Duration::from_secs(30), async {
@@ -173,6 +182,16 @@ spec:
     .await;
     assert_eq!(arrived, Ok(true), "{received}");
     assert!(received.contains("event: line"), "{received}");
+    // A JSON line gives its level, message and fields.
+    let mut structured = Value::Null;
+    for _ in 0..100 {
+        (_, structured) = search(&server, &[("query", "level:warn AND attributes.disk:sda")]).await;
+        if count(&structured) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(structured["hits"][0]["message"], "disk low", "{structured}");
 
     // Bad input: a 400 with the reason; no token: 401.
     for (params, says) in [

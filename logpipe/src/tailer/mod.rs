@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{FINGERPRINT_LEN, FileKey, Position, fingerprint, key_of};
 use crate::cri::{self, Joiner};
-use crate::record::{LogLine, detect_level};
+use crate::record::LogLine;
 use crate::telemetry::Telemetry;
 
 /// How much of a file is read at a time.
@@ -359,22 +359,32 @@ fn to_line(
     stream: &str,
     telemetry: &Telemetry,
 ) -> LogLine {
-    let mut attributes = serde_json::Map::new();
-    let message = match std::str::from_utf8(text) {
-        Ok(text) => text.to_string(),
+    let mut invalid = false;
+    let text = match std::str::from_utf8(text) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
         Err(_) => {
-            attributes.insert("invalidUtf8".into(), true.into());
-            String::from_utf8_lossy(text).into_owned()
+            invalid = true;
+            String::from_utf8_lossy(text)
         }
     };
+    // The record's time stays the line's time (it orders the container's lines); the app's own time,
+    // when it wrote one, is kept as an attribute.
+    let parsed = crate::parse::parse(&text);
+    let mut attributes = parsed.attributes;
+    if let Some(time) = parsed.time {
+        attributes.insert("time".into(), time.to_string().into());
+    }
+    if invalid {
+        attributes.insert("invalidUtf8".into(), true.into());
+    }
     if truncated {
         attributes.insert("truncated".into(), true.into());
         telemetry.line_truncated();
     }
     LogLine {
         timestamp,
-        level: detect_level(&message).to_string(),
-        message,
+        level: parsed.level,
+        message: parsed.message,
         stream: stream.to_string(),
         namespace: tracked.origin.namespace.clone(),
         pod: tracked.origin.pod.clone(),
