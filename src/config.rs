@@ -15,6 +15,7 @@
 //! maxPods: 110
 //! cgroupRoot: /sys/fs/cgroup
 //! events: {sinks: {…}, routes: […], drop: […]}   # the event shipper, see eventer::shipper::config
+//! logs: {sources: [{name, paths, exclude, startAt}]} # host files to index, see logpipe::config
 //! ```
 
 use std::net::SocketAddr;
@@ -61,6 +62,9 @@ pub struct ConfigFile {
     /// Shipping events to sinks (see the README); nothing is shipped without it.
     #[serde(default)]
     pub events: eventer::shipper::ShipperConfig,
+    /// Host files the log pipeline follows besides the containers' logs.
+    #[serde(default)]
+    pub logs: logpipe::config::LogsConfig,
 }
 
 impl ConfigFile {
@@ -119,6 +123,7 @@ impl ConfigFile {
             problems.push(format!("podCIDR: {e}"));
         }
         problems.extend(self.events.validate());
+        problems.extend(self.logs.validate());
         problems
     }
 }
@@ -195,6 +200,7 @@ pub struct Settings {
     pub compaction_interval: Duration,
     pub event_ttl: Duration,
     pub events: eventer::shipper::ShipperConfig,
+    pub logs: logpipe::config::LogsConfig,
     pub node_name: String,
     pub node_monitor_grace_period: Duration,
     pub container_logs: control_plane::node::crilog::Rotation,
@@ -246,6 +252,7 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Settings> {
             (None, None) => Duration::from_secs(3600),
         },
         events: file.events,
+        logs: file.logs,
         node_name: match &args.node_name {
             Some(name) => {
                 let problems = control_plane::api::validation::dns1123_subdomain_errors(name);

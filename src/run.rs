@@ -59,11 +59,14 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     // The log pipeline of this node's containers (up mode), searched through the API under /logs.
     let logs = match mode {
         Mode::Up => Some(
-            logpipe::LogPipeConfig::new(
-                settings.data_dir.join("logs/index"),
-                settings.data_dir.join("pods"),
-                settings.node_name.clone(),
-            )
+            logpipe::LogPipeConfig {
+                logs: settings.logs.clone(),
+                ..logpipe::LogPipeConfig::new(
+                    settings.data_dir.join("logs/index"),
+                    settings.data_dir.join("pods"),
+                    settings.node_name.clone(),
+                )
+            }
             .build(logpipe::LogPipeContext {
                 registry: &mut registry,
                 shutdown: shutdown.clone(),

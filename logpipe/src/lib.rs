@@ -2,11 +2,11 @@
 //! indexed in tantivy with their read positions committed in the same atomic write (`index`,
 //! `checkpoint`), and searched through an HTTP API (`api`) that the API server serves behind its token.
 //!
-//! This slice covers container logs (CRI files) and the search endpoint; host files, JSON/logfmt parsing,
-//! time partitions and retention, histograms, top values, live tail and the web UI come next.
+//! Not yet: time partitions and retention, inotify, pod labels, the web UI.
 
 pub mod api;
 pub mod checkpoint;
+pub mod config;
 pub mod cri;
 pub mod index;
 pub mod parse;
@@ -41,6 +41,8 @@ pub struct LogPipeConfig {
     pub commit_every: Duration,
     /// Longer lines are cut (default 1 MiB).
     pub max_line: usize,
+    /// Host files to follow too.
+    pub logs: config::LogsConfig,
 }
 
 impl LogPipeConfig {
@@ -52,6 +54,7 @@ impl LogPipeConfig {
             poll: Duration::from_millis(250),
             commit_every: Duration::from_secs(1),
             max_line: 1024 * 1024,
+            logs: config::LogsConfig::default(),
         }
     }
 }
@@ -94,6 +97,7 @@ impl LogPipeConfig {
         let tailer = Tailer::new(
             TailerConfig {
                 root: self.pods_dir.clone(),
+                hosts: self.logs.host_sources(),
                 node: self.node.clone(),
                 poll: self.poll,
                 max_line: self.max_line,

@@ -224,3 +224,56 @@ spec:
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_files_from_the_config_are_searchable() {
+    let files = tempfile::tempdir().unwrap();
+    let config = files.path().join("glasshouse.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: glasshouse/v1alpha1\nlogs:\n  sources:\n  - name: app\n    paths: ['{0}/*.log']\n    exclude: ['{0}/noisy.log']\n    startAt: beginning\n",
+            files.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        files.path().join("app.log"),
+        "level=warn msg=\"cache cold\" shard=7\n",
+    )
+    .unwrap();
+    std::fs::write(files.path().join("noisy.log"), "never indexed\n").unwrap();
+    let server = Server::start_with(&["--config", config.to_str().unwrap()]);
+    let mut body = Value::Null;
+    for _ in 0..100 {
+        (_, body) = search(&server, &[("query", "attributes.logSource:app")]).await;
+        if body["total"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(body["total"], 1, "{body}");
+    let hit = &body["hits"][0];
+    assert_eq!(
+        (hit["message"].as_str(), hit["level"].as_str()),
+        (Some("cache cold"), Some("warn"))
+    );
+    assert_eq!(hit["attributes"]["shard"], "7");
+    let (_, noisy) = search(&server, &[("query", "never")]).await;
+    assert_eq!(noisy["total"], 0, "excluded: {noisy}");
+
+    // A bad source is refused at start, every problem at once.
+    std::fs::write(
+        &config,
+        "apiVersion: glasshouse/v1alpha1\nlogs:\n  sources:\n  - name: ''\n    paths: [relative/*.log]\n    startAt: middle\n",
+    )
+    .unwrap();
+    let said = crate::support::refused_start(&["--config", config.to_str().unwrap()]);
+    for problem in [
+        "name: required",
+        "must be an absolute path",
+        "neither beginning nor end",
+    ] {
+        assert!(said.contains(problem), "{problem}: {said}");
+    }
+}

@@ -30,10 +30,22 @@ const CHUNK: usize = 1024 * 1024;
 /// Lines per batch handed to the indexer.
 const BATCH_LINES: usize = 2000;
 
+/// Host files to follow (config `logs.sources`): plain lines, not CRI.
+#[derive(Clone, Debug)]
+pub struct HostSource {
+    pub name: String,
+    pub include: Vec<glob::Pattern>,
+    pub exclude: Vec<glob::Pattern>,
+    /// Files present when the pipeline first starts are read from their end (files that appear later,
+    /// and files with a committed position, are read from where they should be).
+    pub start_at_end: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct TailerConfig {
     /// `DIR/pods`: `<namespace>_<pod>_<uid>/<container>/<restartCount>.log`.
     pub root: PathBuf,
+    pub hosts: Vec<HostSource>,
     pub node: String,
     pub poll: Duration,
     /// Longer lines are cut here and flagged `truncated`.
@@ -49,12 +61,15 @@ pub struct Batch {
     pub released: Vec<FileKey>,
 }
 
-/// What the path of a container log says.
+/// Where a file's lines come from: a container (what its path says) or a host source.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Origin {
     namespace: String,
     pod: String,
     container: String,
+    /// The host source's name; empty for container logs (which are CRI).
+    host: String,
+    start_at_end: bool,
 }
 
 struct Tracked {
@@ -81,6 +96,8 @@ pub struct Tailer {
     saved: BTreeMap<FileKey, Position>,
     out: SyncSender<Batch>,
     telemetry: Telemetry,
+    /// Whether the first look is done (a host source's `start_at_end` applies to it only).
+    looked: bool,
 }
 
 impl Tailer {
@@ -96,6 +113,7 @@ impl Tailer {
             saved,
             out,
             telemetry,
+            looked: false,
         }
     }
 
@@ -161,7 +179,30 @@ impl Tailer {
     /// Finds the log files now under the root; notes those whose path leads elsewhere.
     fn discover(&mut self) {
         let mut seen: HashSet<FileKey> = HashSet::new();
-        for path in log_files(&self.config.root) {
+        let mut found: Vec<(PathBuf, Option<Origin>)> = log_files(&self.config.root)
+            .into_iter()
+            .map(|path| {
+                let origin = origin(&self.config.root, &path);
+                (path, origin)
+            })
+            .collect();
+        for source in &self.config.hosts {
+            for pattern in &source.include {
+                for path in glob::glob(pattern.as_str()).into_iter().flatten().flatten() {
+                    if path.is_file() && !source.exclude.iter().any(|x| x.matches_path(&path)) {
+                        let origin = Origin {
+                            host: source.name.clone(),
+                            start_at_end: source.start_at_end,
+                            ..Origin::default()
+                        };
+                        found.push((path, Some(origin)));
+                    }
+                }
+            }
+        }
+        let first_look = !self.looked;
+        self.looked = true;
+        for (path, origin) in found {
             let Ok(file) = File::open(&path) else { continue };
             let Ok(meta) = file.metadata() else { continue };
             let key = key_of(&meta);
@@ -170,7 +211,7 @@ impl Tailer {
                 tracked.path = path;
                 continue;
             }
-            let Some(origin) = origin(&self.config.root, &path) else {
+            let Some(origin) = origin else {
                 continue;
             };
             let (fp, fp_len) = fingerprint(&path, FINGERPRINT_LEN).unwrap_or((0, 0));
@@ -186,6 +227,7 @@ impl Tailer {
                     self.telemetry.file_replaced();
                     (0, 0)
                 }
+                None if first_look && origin.start_at_end => (meta.len(), meta.len()),
                 None => (0, 0),
             };
             tracing::debug!(file = %path.display(), offset, "following a log file");
@@ -257,6 +299,7 @@ fn origin(root: &Path, path: &Path) -> Option<Origin> {
         namespace: names.next()?.to_string(),
         pod: names.next()?.to_string(),
         container,
+        ..Origin::default()
     })
 }
 
@@ -299,7 +342,12 @@ fn read(
         let record_end = base + end as u64 + 1;
         let raw = &buf[start..end];
         start = end + 1;
-        let line = match cri::parse(raw) {
+        let record = if tracked.origin.host.is_empty() {
+            cri::parse(raw)
+        } else {
+            None
+        };
+        let line = match record {
             Some(record) => tracked
                 .joiner
                 .push(&record, config.max_line)
@@ -367,12 +415,22 @@ fn to_line(
             String::from_utf8_lossy(text)
         }
     };
-    // The record's time stays the line's time (it orders the container's lines); the app's own time,
-    // when it wrote one, is kept as an attribute.
+    // A container record's time stays the line's time (it orders the container's lines) and the app's
+    // own time, when it wrote one, is kept as an attribute; a host file's line is timed by its text when
+    // it says when, else by when it was read.
     let parsed = crate::parse::parse(&text);
     let mut attributes = parsed.attributes;
-    if let Some(time) = parsed.time {
-        attributes.insert("time".into(), time.to_string().into());
+    let host = !tracked.origin.host.is_empty();
+    let timestamp = match parsed.time {
+        Some(time) if host => time,
+        Some(time) => {
+            attributes.insert("time".into(), time.to_string().into());
+            timestamp
+        }
+        None => timestamp,
+    };
+    if host {
+        attributes.insert("logSource".into(), tracked.origin.host.clone().into());
     }
     if invalid {
         attributes.insert("invalidUtf8".into(), true.into());

@@ -87,6 +87,7 @@ fn tailer(root: &Path, saved: BTreeMap<FileKey, Position>) -> (Tailer, Receiver<
     let (tx, rx) = sync_channel(64);
     let config = TailerConfig {
         root: root.to_path_buf(),
+        hosts: Vec::new(),
         node: "n".into(),
         poll: Duration::from_millis(10),
         max_line: 1024,
@@ -181,4 +182,50 @@ fn a_reused_inode_with_other_content_starts_over() {
     rig.seen.clear();
     rig.drain();
     assert_eq!(rig.seen, [7]);
+}
+
+#[test]
+fn host_files_by_glob_with_excludes_and_a_start_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("var/log");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("app.log"), "old line\n").unwrap();
+    std::fs::write(logs.join("debug.log"), "skipped\n").unwrap();
+    let (tx, rx) = sync_channel(64);
+    let config = TailerConfig {
+        root: dir.path().join("pods"),
+        hosts: vec![HostSource {
+            name: "system".into(),
+            include: vec![glob::Pattern::new(&format!("{}/*.log", logs.display())).unwrap()],
+            exclude: vec![glob::Pattern::new("**/debug.log").unwrap()],
+            start_at_end: true,
+        }],
+        node: "n".into(),
+        poll: Duration::from_millis(10),
+        max_line: 1024,
+    };
+    let mut tailer = Tailer::new(config, BTreeMap::new(), tx, Telemetry::default());
+    tailer.pass().unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(logs.join("app.log"))
+        .unwrap();
+    f.write_all(b"level=error msg=\"new line\" time=2026-01-01T00:00:00Z\n")
+        .unwrap();
+    std::fs::write(logs.join("late.log"), "from a file that came later\n").unwrap();
+    std::fs::write(logs.join("debug.log"), "still skipped\n").unwrap();
+    tailer.pass().unwrap();
+    let mut lines = Vec::new();
+    while let Ok(batch) = rx.try_recv() {
+        lines.extend(batch.lines);
+    }
+    lines.sort_by(|a, b| a.message.cmp(&b.message));
+    let messages: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(messages, ["from a file that came later", "new line"]);
+    let new = &lines[1];
+    assert_eq!(
+        (new.level.as_str(), new.timestamp.to_string().as_str()),
+        ("error", "2026-01-01T00:00:00Z")
+    );
+    assert_eq!(new.attributes["logSource"], "system");
 }
