@@ -28,6 +28,9 @@ pub struct Position {
     /// Lines ending at or before this offset are indexed already (a line of another stream can be
     /// complete while one is half read, past `offset`).
     pub emitted: u64,
+    /// `offset` is inside an over-long line already cut: its rest is dropped.
+    #[serde(default)]
+    pub skipping: bool,
 }
 
 /// The committed state of the pipeline.
@@ -91,6 +94,7 @@ mod tests {
                 fingerprint_len: 4,
                 offset: 5,
                 emitted: 6,
+                skipping: true,
             },
         );
         assert_eq!(Checkpoint::parse(Some(&c.to_payload())), c);

@@ -292,6 +292,7 @@ mod tests {
             fingerprint_len: 2,
             offset: 99,
             emitted: 99,
+            skipping: false,
         };
         indexer
             .add(Batch {

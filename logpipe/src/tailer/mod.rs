@@ -87,6 +87,8 @@ struct Tracked {
     fingerprint_len: u64,
     /// The path leads elsewhere now (renamed or deleted): drain, then release.
     rotated: bool,
+    /// Inside a line already cut at `max_line`: its rest, up to the newline, is dropped.
+    skipping: bool,
 }
 
 pub struct Tailer {
@@ -215,20 +217,20 @@ impl Tailer {
                 continue;
             };
             let (fp, fp_len) = fingerprint(&path, FINGERPRINT_LEN).unwrap_or((0, 0));
-            let (offset, emitted) = match self.saved.remove(&key) {
+            let (offset, emitted, skipping) = match self.saved.remove(&key) {
                 Some(saved)
                     if fingerprint(&path, saved.fingerprint_len).ok()
                         == Some((saved.fingerprint, saved.fingerprint_len)) =>
                 {
-                    (saved.offset, saved.emitted)
+                    (saved.offset, saved.emitted, saved.skipping)
                 }
                 Some(_) => {
                     // The inode is another file's now (reused, or rewritten while we were down).
                     self.telemetry.file_replaced();
-                    (0, 0)
+                    (0, 0, false)
                 }
-                None if first_look && origin.start_at_end => (meta.len(), meta.len()),
-                None => (0, 0),
+                None if first_look && origin.start_at_end => (meta.len(), meta.len(), false),
+                None => (0, 0, false),
             };
             tracing::debug!(file = %path.display(), offset, "following a log file");
             self.telemetry.files_tracked.inc();
@@ -245,6 +247,7 @@ impl Tailer {
                     fingerprint: fp,
                     fingerprint_len: fp_len,
                     rotated: false,
+                    skipping,
                 },
             );
         }
@@ -263,6 +266,7 @@ fn position(tracked: &Tracked) -> Position {
         fingerprint_len: tracked.fingerprint_len,
         offset: tracked.offset,
         emitted: tracked.emitted,
+        skipping: tracked.skipping,
     }
 }
 
@@ -342,6 +346,14 @@ fn read(
         let record_end = base + end as u64 + 1;
         let raw = &buf[start..end];
         start = end + 1;
+        if tracked.skipping {
+            // The end of a line cut before: dropped.
+            tracked.skipping = false;
+            tracked.offset = record_end;
+            tracked.emitted = tracked.emitted.max(record_end);
+            tracked.read_pos = record_end;
+            continue;
+        }
         let record = if tracked.origin.host.is_empty() {
             cri::parse(raw)
         } else {
@@ -377,9 +389,11 @@ fn read(
         tracked.read_pos = record_end;
     }
     if start == 0 && filled == CHUNK {
-        // A chunk without a newline: not CRI; cut it as a line of its own.
+        // A chunk without a newline: not CRI; its start is cut as a line of its own and the rest of
+        // that line, however long, is dropped.
         let record_end = base + filled as u64;
-        if record_end > tracked.emitted {
+        let skipped = std::mem::replace(&mut tracked.skipping, true);
+        if record_end > tracked.emitted && !skipped {
             let text = &buf[..config.max_line.min(filled)];
             lines.push(to_line(
                 tracked,

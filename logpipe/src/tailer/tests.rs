@@ -229,3 +229,116 @@ fn host_files_by_glob_with_excludes_and_a_start_position() {
     );
     assert_eq!(new.attributes["logSource"], "system");
 }
+
+fn host_tailer(dir: &Path, max_line: usize) -> (Tailer, Receiver<Batch>) {
+    let (tx, rx) = sync_channel(64);
+    let config = TailerConfig {
+        root: dir.join("pods"),
+        hosts: vec![HostSource {
+            name: "h".into(),
+            include: vec![glob::Pattern::new(&format!("{}/*.log", dir.display())).unwrap()],
+            exclude: vec![],
+            start_at_end: false,
+        }],
+        node: "n".into(),
+        poll: Duration::from_millis(10),
+        max_line,
+    };
+    (Tailer::new(config, BTreeMap::new(), tx, Telemetry::default()), rx)
+}
+
+fn drain_lines(tailer: &mut Tailer, rx: &Receiver<Batch>) -> (Vec<LogLine>, BTreeMap<FileKey, Position>) {
+    let mut lines = Vec::new();
+    let mut positions = BTreeMap::new();
+    for _ in 0..1000 {
+        let more = tailer.pass().unwrap();
+        while let Ok(batch) = rx.try_recv() {
+            lines.extend(batch.lines);
+            positions.extend(batch.positions);
+        }
+        if !more {
+            break;
+        }
+    }
+    (lines, positions)
+}
+
+#[test]
+fn a_10_mib_line_is_cut_once_and_the_next_line_survives_a_restart_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.log");
+    let mut f = std::fs::File::create(&file).unwrap();
+    f.write_all(b"before\n").unwrap();
+    f.write_all(&vec![b'x'; 10 * 1024 * 1024]).unwrap();
+    f.write_all(b"\n").unwrap();
+    drop(f);
+    let (mut tailer, rx) = host_tailer(dir.path(), 4096);
+    // Stop in the middle of the long line: one pass reads one chunk of it.
+    tailer.pass().unwrap();
+    let mut lines: Vec<LogLine> = Vec::new();
+    let mut positions = BTreeMap::new();
+    while let Ok(batch) = rx.try_recv() {
+        lines.extend(batch.lines);
+        positions.extend(batch.positions);
+    }
+    // A restart from there, and the file goes on.
+    let (tx, rx) = sync_channel(64);
+    let config = tailer.config.clone();
+    let mut tailer = Tailer::new(config, positions, tx, Telemetry::default());
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(b"after\n")
+        .unwrap();
+    let (more, _) = drain_lines(&mut tailer, &rx);
+    lines.extend(more);
+    let summary: Vec<(usize, bool)> = lines
+        .iter()
+        .map(|l| (l.message.len(), l.attributes.contains_key("truncated")))
+        .collect();
+    assert_eq!(
+        summary,
+        [(6, false), (4096, true), (5, false)],
+        "before, the cut line, after"
+    );
+}
+
+#[test]
+fn nul_bytes_and_invalid_utf8_are_kept_and_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bin.log"), b"nul\0byte\nbad \xff\xfe utf8\n").unwrap();
+    let (mut tailer, rx) = host_tailer(dir.path(), 4096);
+    let (lines, _) = drain_lines(&mut tailer, &rx);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].message, "nul\0byte");
+    assert!(!lines[0].attributes.contains_key("invalidUtf8"));
+    assert_eq!(lines[1].message, "bad \u{fffd}\u{fffd} utf8");
+    assert_eq!(lines[1].attributes["invalidUtf8"], true);
+}
+
+#[test]
+fn a_thousand_files_at_once_give_every_line_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pods");
+    for pod in 0..1000 {
+        let file = root.join(format!("ns_pod{pod}_uid{pod}/c/0.log"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        let text: String = (0..10).map(|n| cri(pod * 10 + n)).collect();
+        std::fs::write(file, text).unwrap();
+    }
+    let (mut tailer, rx) = tailer(&root, BTreeMap::new());
+    let (lines, positions) = drain_lines(&mut tailer, &rx);
+    assert_eq!(positions.len(), 1000);
+    let mut numbers: Vec<usize> = lines
+        .iter()
+        .map(|l| l.message.trim_start_matches("line ").parse().unwrap())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (0..10_000).collect::<Vec<_>>());
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.pod.starts_with("pod") && l.namespace == "ns")
+    );
+}
