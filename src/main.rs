@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod event_index;
 mod kubeconfig;
 mod logging;
 mod pidfile;

@@ -106,8 +106,11 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
             spool_path: settings.data_dir.join("events/shipper.redb"),
             registry: &mut registry,
             shutdown: shutdown.clone(),
-            // The log pipeline's index plugs in here when it lands.
-            event_index: None,
+            // In up mode, `logIndex` sinks write into the log pipeline's index.
+            event_index: logs.as_ref().map(|l| {
+                std::sync::Arc::new(crate::event_index::LogIndexEvents(l.event_lines()))
+                    as std::sync::Arc<dyn eventer::shipper::sinks::index::EventIndex>
+            }),
         })
         .context("starting the event shipper")?;
 

@@ -69,6 +69,7 @@ fn raw(dir: &std::path::Path, start: jiff::Timestamp) -> f64 {
             node: "n".into(),
             source: "/bench/0.log".into(),
             attributes: Default::default(),
+            dedup_key: None,
         })
         .collect();
     let started = Instant::now();

@@ -68,6 +68,31 @@ pub struct LogPipeContext<'a> {
 pub struct LogPipe {
     pub index: LogIndex,
     indexer: std::thread::JoinHandle<()>,
+    writer: EventLines,
+}
+
+/// A way in for lines that do not come from files (the eventer's shipped events): they are indexed with
+/// the next commit, and `write` returns once they are durable.
+#[derive(Clone)]
+pub struct EventLines {
+    tx: std::sync::mpsc::SyncSender<tailer::Batch>,
+}
+
+impl EventLines {
+    pub async fn write(&self, lines: Vec<record::LogLine>) -> Result<(), String> {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        let batch = tailer::Batch {
+            lines,
+            ack: Some(ack),
+            ..tailer::Batch::default()
+        };
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || tx.send(batch))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|_| "the log index is shut down".to_string())?;
+        done.await.map_err(|_| "the log index is shut down".to_string())?
+    }
 }
 
 /// What can stop the pipeline from starting.
@@ -94,6 +119,7 @@ impl LogPipeConfig {
         let checkpoint = index.checkpoint().map_err(failed)?;
         let telemetry = Telemetry::register(ctx.registry);
         let (tx, rx) = sync_channel(QUEUE);
+        let writer = EventLines { tx: tx.clone() };
         let tailer = Tailer::new(
             TailerConfig {
                 root: self.pods_dir.clone(),
@@ -109,15 +135,20 @@ impl LogPipeConfig {
         let indexer =
             Indexer::new(index.clone(), checkpoint, telemetry, self.commit_every).map_err(failed)?;
         let shutdown = ctx.shutdown;
+        let tailer_shutdown = shutdown.clone();
         std::thread::Builder::new()
             .name("log-tailer".into())
-            .spawn(move || tailer.run(shutdown))
+            .spawn(move || tailer.run(tailer_shutdown))
             .expect("spawning a thread");
         let indexer = std::thread::Builder::new()
             .name("log-indexer".into())
-            .spawn(move || indexer.run(rx))
+            .spawn(move || indexer.run(rx, shutdown))
             .expect("spawning a thread");
-        Ok(LogPipe { index, indexer })
+        Ok(LogPipe {
+            index,
+            indexer,
+            writer,
+        })
     }
 }
 
@@ -125,6 +156,11 @@ impl LogPipe {
     /// The search API, to serve under `/logs`.
     pub fn router(&self) -> axum::Router {
         api::router(self.index.clone())
+    }
+
+    /// Where shipped events go into the index.
+    pub fn event_lines(&self) -> EventLines {
+        self.writer.clone()
     }
 
     /// Waits for the last commit after shutdown.

@@ -20,6 +20,10 @@ pub struct LogLine {
     pub source: String,
     /// Flags and other fields (`invalidUtf8`, `truncated`, parsed JSON fields later).
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// For lines that may be delivered twice (shipped events): a line with the same key replaces the
+    /// earlier one.
+    #[serde(skip)]
+    pub dedup_key: Option<String>,
 }
 
 /// A level word near the start of a plain-text line, as log viewers guess it.

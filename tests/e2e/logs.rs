@@ -277,3 +277,49 @@ async fn host_files_from_the_config_are_searchable() {
         assert!(said.contains(problem), "{problem}: {said}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_events_are_searchable_beside_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("glasshouse.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: glasshouse/v1alpha1\nevents:\n  sinks: {idx: {logIndex: {}}}\n  routes: [{sinks: [idx]}]\n",
+    )
+    .unwrap();
+    let server = Server::start_with(&["--config", config.to_str().unwrap()]);
+    // A container without a command: a Warning event `Failed` on its pod.
+    server.kubectl_ok_input(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: imageonly}\nspec:\n  containers:\n  - {name: c, image: nginx}\n",
+    );
+    let mut body = Value::Null;
+    for _ in 0..300 {
+        (_, body) = search(
+            &server,
+            &[("query", "attributes.kind:Event AND level:warn AND pod:imageonly")],
+        )
+        .await;
+        if body["total"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let hit = &body["hits"][0];
+    assert_eq!(hit["attributes"]["reason"], "Failed", "{body}");
+    assert!(
+        hit["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("has no command"),
+        "{body}"
+    );
+    assert_eq!(hit["source"], "events");
+    // Normal events too (the scheduler's), and a redelivery would replace, not add.
+    let (_, scheduled) = search(
+        &server,
+        &[("query", "attributes.reason:Scheduled AND pod:imageonly")],
+    )
+    .await;
+    assert_eq!(scheduled["total"], 1, "{scheduled}");
+}

@@ -438,10 +438,30 @@ events:
         ),
         "{stderr}"
     );
-    // The log index sink needs a log pipeline in the process.
-    let stderr = start(
+    // The log index sink needs a log pipeline in the process: `server` mode has none.
+    let path = dir.path().join("config.yaml");
+    std::fs::write(
+        &path,
         "apiVersion: glasshouse/v1alpha1\nevents:\n  sinks: {idx: {logIndex: {}}}\n  routes: [{sinks: [idx]}]\n",
-    );
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_glasshouse"))
+        .args([
+            "server",
+            "--api-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
     assert!(
         stderr.contains("event sink \"idx\": this process has no log index to write to"),
         "{stderr}"

@@ -41,6 +41,8 @@ pub struct Fields {
     pub level: Field,
     pub source: Field,
     pub attributes: Field,
+    /// Not stored: the key of lines that replace earlier deliveries of themselves.
+    pub dedup: Field,
 }
 
 /// The keyword fields, by their names in queries and hits.
@@ -79,6 +81,7 @@ fn schema() -> (Schema, Fields) {
             "attributes",
             JsonObjectOptions::from(TEXT | STORED).set_expand_dots_enabled(),
         ),
+        dedup: builder.add_text_field("dedup", STRING),
     };
     let _ = TEXT;
     (builder.build(), fields)
@@ -122,6 +125,8 @@ pub struct Indexer {
     checkpoint: Checkpoint,
     /// Released files, forgotten at the next commit.
     released: Vec<String>,
+    /// Told when the next commit is done.
+    acks: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
     dirty: bool,
     /// Timestamps of the lines since the last commit, for the lag histogram (a sample when many).
     pending_times: Vec<jiff::Timestamp>,
@@ -142,6 +147,7 @@ impl Indexer {
             writer,
             checkpoint,
             released: Vec::new(),
+            acks: Vec::new(),
             dirty: false,
             pending_times: Vec::new(),
             telemetry,
@@ -149,11 +155,23 @@ impl Indexer {
         })
     }
 
-    /// Indexes batches until the tailer is gone, committing every `commit_every`; commits once more at
-    /// the end.
-    pub fn run(mut self, batches: Receiver<Batch>) {
+    /// Indexes batches until `shutdown` (or until every sender is gone), committing every
+    /// `commit_every`; commits once more at the end.
+    pub fn run(mut self, batches: Receiver<Batch>, shutdown: tokio_util::sync::CancellationToken) {
         let mut last_commit = Instant::now();
         loop {
+            if shutdown.is_cancelled() {
+                // What the tailer still sent is indexed, then the last commit.
+                while let Ok(batch) = batches.try_recv() {
+                    if let Err(e) = self.add(batch) {
+                        tracing::error!(error = %e, "indexing log lines failed");
+                    }
+                }
+                if let Err(e) = self.commit() {
+                    tracing::error!(error = %e, "the last log index commit failed");
+                }
+                return;
+            }
             let wait = self.commit_every.saturating_sub(last_commit.elapsed());
             match batches.recv_timeout(wait) {
                 Ok(batch) => {
@@ -180,8 +198,16 @@ impl Indexer {
 
     pub fn add(&mut self, batch: Batch) -> tantivy::Result<()> {
         let f = self.index.fields;
+        if let Some(ack) = batch.ack {
+            self.acks.push(ack);
+        }
         for line in &batch.lines {
             let mut doc = TantivyDocument::default();
+            if let Some(key) = &line.dedup_key {
+                self.writer
+                    .delete_term(tantivy::Term::from_field_text(f.dedup, key));
+                doc.add_text(f.dedup, key);
+            }
             doc.add_i64(f.ts, line.timestamp.as_nanosecond() as i64);
             doc.add_u64(f.seq, self.checkpoint.next_seq);
             self.checkpoint.next_seq += 1;
@@ -228,10 +254,16 @@ impl Indexer {
             self.checkpoint.files.remove(&key);
         }
         self.checkpoint.version = 1;
-        let mut prepared = self.writer.prepare_commit()?;
-        prepared.set_payload(&self.checkpoint.to_payload());
-        prepared.commit()?;
-        self.index.reader.reload()?;
+        let committed = (|| {
+            let mut prepared = self.writer.prepare_commit()?;
+            prepared.set_payload(&self.checkpoint.to_payload());
+            prepared.commit()?;
+            self.index.reader.reload()
+        })();
+        for ack in self.acks.drain(..) {
+            let _ = ack.send(committed.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        }
+        committed?;
         self.dirty = false;
         self.telemetry
             .commit_duration
@@ -272,6 +304,7 @@ pub fn line_of(fields: &Fields, doc: &TantivyDocument) -> (LogLine, i64, u64) {
         node: text(fields.node),
         source: text(fields.source),
         attributes,
+        dedup_key: None,
     };
     (line, ts, seq)
 }

@@ -298,7 +298,7 @@ mod tests {
             .add(Batch {
                 lines,
                 positions: vec![("1:2".into(), position.clone())],
-                released: vec![],
+                ..Batch::default()
             })
             .unwrap();
         indexer.commit().unwrap();

@@ -59,6 +59,8 @@ pub struct Batch {
     pub positions: Vec<(FileKey, Position)>,
     /// Files read to their end and gone: their positions can be forgotten once this batch is committed.
     pub released: Vec<FileKey>,
+    /// Told once the batch is committed (or why it could not be).
+    pub ack: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
 }
 
 /// Where a file's lines come from: a container (what its path says) or a host source.
@@ -464,6 +466,7 @@ fn to_line(
         node: config.node.clone(),
         source: tracked.path.display().to_string(),
         attributes,
+        dedup_key: None,
     }
 }
 
