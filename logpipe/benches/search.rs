@@ -37,6 +37,28 @@ fn peak_rss_mib() -> f64 {
         / 1024.0
 }
 
+/// The largest anonymous and file-backed resident sizes seen while `until` is false, sampled every 50 ms.
+fn sample_rss(until: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<(f64, f64)> {
+    std::thread::spawn(move || {
+        let (mut anon, mut file) = (0.0f64, 0.0f64);
+        while !until.load(std::sync::atomic::Ordering::Relaxed) {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+                    .unwrap_or(0.0)
+                    / 1024.0
+            };
+            anon = anon.max(field("RssAnon:"));
+            file = file.max(field("RssFile:"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (anon, file)
+    })
+}
+
 fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
     samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let p = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize] * 1000.0;
@@ -64,6 +86,8 @@ fn main() {
         }
     }
     let before = peak_rss_mib();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = sample_rss(done.clone());
     let mut registry = prometheus_client::registry::Registry::default();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let started = Instant::now();
@@ -89,8 +113,11 @@ fn main() {
     }
     let ingest = started.elapsed().as_secs_f64();
     let peak = peak_rss_mib();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (anon, file) = sampler.join().unwrap();
     println!(
-        "ingested {LINES} lines in {ingest:.1} s ({:.0} lines/s); peak RSS {peak:.0} MiB (before ingest: {before:.0} MiB)",
+        "ingested {LINES} lines in {ingest:.1} s ({:.0} lines/s); peak RSS {peak:.0} MiB (before: {before:.0} MiB; \
+         largest anonymous {anon:.0} MiB, largest file-backed, i.e. mapped index files, {file:.0} MiB)",
         LINES as f64 / ingest
     );
 

@@ -9,7 +9,8 @@ use crate::record::detect_level;
 /// What a line's text says about itself.
 #[derive(Debug, Default, PartialEq)]
 pub struct Parsed {
-    pub message: String,
+    /// The message when it is not the whole text (a structured line's `msg`).
+    pub message: Option<String>,
     pub level: String,
     pub time: Option<jiff::Timestamp>,
     pub attributes: Map<String, Value>,
@@ -30,7 +31,7 @@ pub fn parse(text: &str) -> Parsed {
         return structured(text, fields);
     }
     Parsed {
-        message: text.to_string(),
+        message: None,
         level: detect_level(text).to_string(),
         ..Parsed::default()
     }
@@ -39,13 +40,13 @@ pub fn parse(text: &str) -> Parsed {
 fn structured(text: &str, mut fields: Map<String, Value>) -> Parsed {
     let take = |fields: &mut Map<String, Value>, keys: &[&str]| keys.iter().find_map(|k| fields.remove(*k));
     let message = match take(&mut fields, &MESSAGE_KEYS) {
-        Some(Value::String(s)) => s,
-        Some(other) => other.to_string(),
-        None => text.to_string(),
+        Some(Value::String(s)) => Some(s),
+        Some(other) => Some(other.to_string()),
+        None => None,
     };
     let level = take(&mut fields, &LEVEL_KEYS)
         .and_then(|v| v.as_str().map(normalize_level))
-        .unwrap_or_else(|| detect_level(&message).to_string());
+        .unwrap_or_else(|| detect_level(message.as_deref().unwrap_or(text)).to_string());
     let time = take(&mut fields, &TIME_KEYS).and_then(|v| time_of(&v));
     Parsed {
         message,
@@ -124,7 +125,7 @@ mod tests {
     #[test]
     fn json_lines_give_their_fields() {
         let p = parse(r#"{"level":"WARNING","msg":"disk low","ts":1700000000.5,"disk":"/dev/sda","free":3}"#);
-        assert_eq!(p.message, "disk low");
+        assert_eq!(p.message.as_deref(), Some("disk low"));
         assert_eq!(p.level, "warn");
         assert_eq!(p.time.unwrap().as_millisecond(), 1_700_000_000_500);
         assert_eq!(p.attributes["disk"], "/dev/sda");
@@ -136,7 +137,7 @@ mod tests {
     #[test]
     fn logfmt_lines_give_their_fields() {
         let p = parse(r#"time=2026-01-01T00:00:00Z level=error msg="connection refused \"db\"" host=db-1"#);
-        assert_eq!(p.message, "connection refused \"db\"");
+        assert_eq!(p.message.as_deref(), Some("connection refused \"db\""));
         assert_eq!(p.level, "error");
         assert_eq!(p.time.unwrap().to_string(), "2026-01-01T00:00:00Z");
         assert_eq!(p.attributes["host"], "db-1");
@@ -145,10 +146,10 @@ mod tests {
     #[test]
     fn plain_text_stays_as_it_is() {
         let p = parse("ERROR something broke: a=b");
-        assert_eq!(p.message, "ERROR something broke: a=b");
+        assert_eq!(p.message, None, "the whole text");
         assert_eq!(p.level, "error");
         assert!(p.attributes.is_empty());
-        assert_eq!(parse("{not json").message, "{not json");
+        assert_eq!(parse("{not json").message, None);
         assert_eq!(parse("GET /index.html 200").level, "");
     }
 }

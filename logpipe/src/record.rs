@@ -26,17 +26,25 @@ pub struct LogLine {
     pub dedup_key: Option<String>,
 }
 
-/// A level word near the start of a plain-text line, as log viewers guess it.
+/// A level word near the start of a plain-text line (its first 64 bytes), as log viewers guess it.
 pub fn detect_level(message: &str) -> &'static str {
-    let head: String = message.chars().take(64).collect::<String>().to_ascii_lowercase();
-    let words = head.split(|c: char| !c.is_ascii_alphabetic());
-    for word in words {
-        match word {
-            "error" | "err" | "fatal" | "panic" | "critical" | "crit" => return "error",
-            "warn" | "warning" => return "warn",
-            "info" | "notice" => return "info",
-            "debug" | "trace" => return "debug",
-            _ => {}
+    let head = &message.as_bytes()[..message.len().min(64)];
+    for word in head.split(|b| !b.is_ascii_alphabetic()) {
+        let is = |w: &str| word.eq_ignore_ascii_case(w.as_bytes());
+        if ["error", "err", "fatal", "panic", "critical", "crit"]
+            .iter()
+            .any(|w| is(w))
+        {
+            return "error";
+        }
+        if is("warn") || is("warning") {
+            return "warn";
+        }
+        if is("info") || is("notice") {
+            return "info";
+        }
+        if is("debug") || is("trace") {
+            return "debug";
         }
     }
     ""

@@ -25,8 +25,10 @@ use crate::record::LogLine;
 use crate::tailer::Batch;
 use crate::telemetry::Telemetry;
 
+/// Segments larger than this are not merged further.
+const MAX_MERGED_DOCS: usize = 500_000;
 /// The indexing memory budget (tantivy's minimum per thread is 15 MB; one thread).
-const WRITER_BUDGET: usize = 48 * 1024 * 1024;
+const WRITER_BUDGET: usize = 32 * 1024 * 1024;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Fields {
@@ -141,7 +143,18 @@ impl Indexer {
         telemetry: Telemetry,
         commit_every: Duration,
     ) -> tantivy::Result<Indexer> {
-        let writer = index.index.writer_with_num_threads(1, WRITER_BUDGET)?;
+        // One indexing thread and one merge thread: memory stays bounded (a merge maps its segments).
+        let options = tantivy::indexer::IndexWriterOptions::builder()
+            .memory_budget_per_thread(WRITER_BUDGET)
+            .num_worker_threads(1)
+            .num_merge_threads(1)
+            .build();
+        let writer: IndexWriter = index.index.writer_with_options(options)?;
+        // Segments stop growing by merges at half a million lines: a merge's memory grows with its segments
+        // (fast fields are built in memory), and search speed no longer gains much past that.
+        let mut policy = tantivy::merge_policy::LogMergePolicy::default();
+        policy.set_max_docs_before_merge(MAX_MERGED_DOCS);
+        writer.set_merge_policy(Box::new(policy));
         Ok(Indexer {
             index,
             writer,
@@ -223,13 +236,15 @@ impl Indexer {
             ] {
                 doc.add_text(field, value);
             }
-            doc.add_object(
-                f.attributes,
-                line.attributes
-                    .iter()
-                    .map(|(k, v)| (k.clone(), tantivy::schema::OwnedValue::from(v.clone())))
-                    .collect(),
-            );
+            if !line.attributes.is_empty() {
+                doc.add_object(
+                    f.attributes,
+                    line.attributes
+                        .iter()
+                        .map(|(k, v)| (k.clone(), tantivy::schema::OwnedValue::from(v.clone())))
+                        .collect(),
+                );
+            }
             self.writer.add_document(doc)?;
             if self.pending_times.len() < 1024 {
                 self.pending_times.push(line.timestamp);

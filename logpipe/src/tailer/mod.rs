@@ -379,9 +379,7 @@ fn read(
         };
         if let Some((time, text, truncated, stream)) = line {
             if record_end > tracked.emitted {
-                lines.push(to_line(
-                    tracked, config, time, &text, truncated, stream, telemetry,
-                ));
+                lines.push(to_line(tracked, config, time, text, truncated, stream, telemetry));
             }
             tracked.emitted = tracked.emitted.max(record_end);
         }
@@ -396,7 +394,7 @@ fn read(
         let record_end = base + filled as u64;
         let skipped = std::mem::replace(&mut tracked.skipping, true);
         if record_end > tracked.emitted && !skipped {
-            let text = &buf[..config.max_line.min(filled)];
+            let text = buf[..config.max_line.min(filled)].to_vec();
             lines.push(to_line(
                 tracked,
                 config,
@@ -418,23 +416,24 @@ fn to_line(
     tracked: &Tracked,
     config: &TailerConfig,
     timestamp: jiff::Timestamp,
-    text: &[u8],
+    text: Vec<u8>,
     truncated: bool,
     stream: &str,
     telemetry: &Telemetry,
 ) -> LogLine {
     let mut invalid = false;
-    let text = match std::str::from_utf8(text) {
-        Ok(text) => std::borrow::Cow::Borrowed(text),
-        Err(_) => {
+    let text = match String::from_utf8(text) {
+        Ok(text) => text,
+        Err(e) => {
             invalid = true;
-            String::from_utf8_lossy(text)
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
         }
     };
     // A container record's time stays the line's time (it orders the container's lines) and the app's
     // own time, when it wrote one, is kept as an attribute; a host file's line is timed by its text when
     // it says when, else by when it was read.
     let parsed = crate::parse::parse(&text);
+    let message = parsed.message.unwrap_or(text);
     let mut attributes = parsed.attributes;
     let host = !tracked.origin.host.is_empty();
     let timestamp = match parsed.time {
@@ -458,7 +457,7 @@ fn to_line(
     LogLine {
         timestamp,
         level: parsed.level,
-        message: parsed.message,
+        message,
         stream: stream.to_string(),
         namespace: tracked.origin.namespace.clone(),
         pod: tracked.origin.pod.clone(),
