@@ -76,6 +76,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
         Mode::Server => None,
     };
     let extra_routes = logs.iter().map(|l| ("/logs", l.router())).collect();
+    let public_routes = logs.iter().map(|_| ("/ui", logpipe::ui::router())).collect();
 
     let api = ApiServerConfig {
         addr: settings.api_addr,
@@ -89,6 +90,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
         },
         node_data_dir: (mode == Mode::Up).then(|| settings.data_dir.clone()),
         extra_routes,
+        public_routes,
     }
     .build(ApiServerContext {
         store: store.clone(),
@@ -155,6 +157,9 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     println!("api: {url}");
     println!("metrics: http://{metrics_addr}/metrics");
     println!("kubeconfig: {}", kubeconfig.display());
+    if mode == Mode::Up {
+        println!("ui: {url}/ui/");
+    }
     tracing::info!(
         mode = ?mode,
         api = %url,

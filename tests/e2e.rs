@@ -32,3 +32,5 @@ mod scheduling;
 mod services;
 #[path = "e2e/shipping.rs"]
 mod shipping;
+#[path = "e2e/ui.rs"]
+mod ui;

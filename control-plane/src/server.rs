@@ -42,6 +42,8 @@ pub struct ApiServerConfig {
     pub node_data_dir: Option<std::path::PathBuf>,
     /// Other APIs served behind the API's token, by path prefix (the log search API at `/logs`).
     pub extra_routes: Vec<(&'static str, axum::Router)>,
+    /// Pages served without the token, by path prefix (the log search page at `/ui`).
+    pub public_routes: Vec<(&'static str, axum::Router)>,
 }
 
 /// What the API server takes from the process.
@@ -75,6 +77,7 @@ impl ApiServerConfig {
             .as_deref()
             .map(crate::node::logs::LogFiles::new);
         state.extra_routes = self.extra_routes;
+        state.public_routes = self.public_routes;
         state
             .objects
             .ensure_system_namespaces()

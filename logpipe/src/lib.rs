@@ -2,7 +2,7 @@
 //! indexed in tantivy with their read positions committed in the same atomic write (`index`,
 //! `checkpoint`), and searched through an HTTP API (`api`) that the API server serves behind its token.
 //!
-//! Not yet: time partitions and retention, inotify, pod labels, the web UI.
+//! The search page (`ui`) is served with it. Not yet: time partitions and retention, inotify, pod labels.
 
 pub mod api;
 pub mod checkpoint;
@@ -13,6 +13,7 @@ pub mod parse;
 pub mod record;
 pub mod tailer;
 pub mod telemetry;
+pub mod ui;
 
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;

@@ -34,12 +34,16 @@ stop_etcd() {
   exit "$status"
 }
 
-# Installs the Debian packages the scripts need when their commands are missing.
+# Installs the Debian packages the scripts need when their commands are missing; extra needs are
+# given as COMMAND:PACKAGE arguments.
 install_missing() {
-  local missing=()
+  local missing=() need
   command -v etcd >/dev/null || missing+=(etcd-server)
   command -v protoc >/dev/null || missing+=(protobuf-compiler)
   command -v curl >/dev/null || missing+=(curl)
+  for need in "$@"; do
+    command -v "${need%%:*}" >/dev/null || missing+=("${need#*:}")
+  done
   if ((${#missing[@]})); then
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo

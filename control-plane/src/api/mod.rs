@@ -43,6 +43,8 @@ pub struct ApiState {
     pub logs: Option<crate::node::logs::LogFiles>,
     /// Other APIs served behind the same token (the log search API), by path prefix.
     pub extra_routes: Vec<(&'static str, Router)>,
+    /// Pages served without the token (the log search page, which asks for it), by path prefix.
+    pub public_routes: Vec<(&'static str, Router)>,
 }
 
 impl ApiState {
@@ -53,6 +55,7 @@ impl ApiState {
             token: token.into(),
             logs: None,
             extra_routes: Vec::new(),
+            public_routes: Vec::new(),
         }
     }
 }
@@ -73,8 +76,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/apis/{*rest}", axum::routing::any(http::serve))
         .fallback(|| async { ApiError::NoRoute })
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
-        .route("/healthz", get(health))
+    let mut open = Router::new();
+    for (prefix, routes) in &state.public_routes {
+        open = open.nest_service(prefix, routes.clone());
+    }
+    open.route("/healthz", get(health))
         .route("/livez", get(health))
         .route("/readyz", get(health))
         .merge(protected)
