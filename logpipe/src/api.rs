@@ -90,6 +90,16 @@ impl RangeParams {
     }
 }
 
+/// The parameters of a count over a time range and the request they make, or the 400 they deserve.
+#[allow(clippy::result_large_err)]
+fn ranged(
+    params: Result<Query<RangeParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<(RangeParams, SearchRequest), Response> {
+    let Query(params) = params.map_err(|e| bad_request(e.body_text()))?;
+    let request = params.request().map_err(bad_request)?;
+    Ok((params, request))
+}
+
 async fn run<T: serde::Serialize + Send + 'static>(
     job: impl FnOnce() -> Result<T, SearchError> + Send + 'static,
 ) -> Response {
@@ -112,13 +122,9 @@ async fn histogram(
     State(index): State<LogIndex>,
     params: Result<Query<RangeParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let params = match params {
-        Ok(Query(params)) => params,
-        Err(e) => return bad_request(e.body_text()),
-    };
-    let request = match params.request() {
-        Ok(request) => request,
-        Err(message) => return bad_request(message),
+    let (params, request) = match ranged(params) {
+        Ok(parsed) => parsed,
+        Err(response) => return response,
     };
     let text = params.interval.clone().unwrap_or_else(|| "1m".into());
     let interval = match text
@@ -141,13 +147,9 @@ async fn fields(
     axum::extract::Path(field): axum::extract::Path<String>,
     params: Result<Query<RangeParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let params = match params {
-        Ok(Query(params)) => params,
-        Err(e) => return bad_request(e.body_text()),
-    };
-    let request = match params.request() {
-        Ok(request) => request,
-        Err(message) => return bad_request(message),
+    let (params, request) = match ranged(params) {
+        Ok(parsed) => parsed,
+        Err(response) => return response,
     };
     let size = match params.limit.as_deref().map(str::parse::<usize>) {
         None => 10,

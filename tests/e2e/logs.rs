@@ -22,6 +22,21 @@ async fn search(server: &Server, params: &[(&str, &str)]) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// A JSON answer of the log API at `path`.
+async fn get_json(server: &Server, path: &str, params: &[(&str, &str)]) -> Value {
+    server
+        .http()
+        .get(format!("{}/logs/v1/{path}", server.api))
+        .header("Authorization", server.bearer())
+        .query(params)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Every line of `query`, paging with `limit`.
 async fn all_lines(server: &Server, query: &str, limit: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -118,31 +133,17 @@ spec:
     assert_eq!(count(&phrase), 1, "{phrase}");
 
     // Counts: a histogram over the last minutes and the top pods.
-    let histogram: Value = server
-        .http()
-        .get(format!("{}/logs/v1/histogram", server.api))
-        .header("Authorization", server.bearer())
-        .query(&[("query", "pod:counter AND seq"), ("interval", "10s")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let histogram = get_json(
+        &server,
+        "histogram",
+        &[("query", "pod:counter AND seq"), ("interval", "10s")],
+    )
+    .await;
     let buckets = histogram["buckets"].as_array().expect("buckets");
     assert_eq!(buckets.len(), 360, "an hour of 10 s buckets");
     let counted: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
     assert_eq!(counted, 3000);
-    let fields: Value = server
-        .http()
-        .get(format!("{}/logs/v1/fields/pod", server.api))
-        .header("Authorization", server.bearer())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fields = get_json(&server, "fields/pod", &[]).await;
     assert_eq!(fields["values"][0]["value"], "counter", "{fields}");
     assert_eq!(fields["values"][0]["count"], 3001, "{fields}");
 

@@ -429,3 +429,54 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod attribute_tests {
+    use super::*;
+    use crate::checkpoint::Checkpoint;
+    use crate::index::Indexer;
+    use crate::tailer::Batch;
+    use crate::telemetry::Telemetry;
+
+    #[test]
+    fn attribute_terms_match_whole_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = LogIndex::open(dir.path()).unwrap();
+        let mut indexer = Indexer::new(
+            index.clone(),
+            Checkpoint::default(),
+            Telemetry::default(),
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap();
+        let lines = ["FailedScheduling", "Failed"]
+            .iter()
+            .map(|reason| LogLine {
+                timestamp: jiff::Timestamp::now(),
+                message: "m".into(),
+                attributes: serde_json::json!({"reason": reason}).as_object().unwrap().clone(),
+                ..LogLine::default()
+            })
+            .collect();
+        indexer
+            .add(Batch {
+                lines,
+                ..Batch::default()
+            })
+            .unwrap();
+        indexer.commit().unwrap();
+        let found = index
+            .search(&SearchRequest {
+                query: "attributes.reason:Failed".into(),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        let reasons: Vec<_> = found
+            .hits
+            .iter()
+            .map(|h| h.attributes["reason"].clone())
+            .collect();
+        assert_eq!(reasons, [serde_json::json!("Failed")]);
+    }
+}
