@@ -56,11 +56,14 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let mut registry = Registry::default();
 
-    // The log pipeline of this node's containers (up mode), searched through the API under /logs.
+    // The log pipeline of this node's containers (up mode), searched through the API under /logs. Pod
+    // labels come from a cache of the pods once the API runs.
+    let pod_labels = logpipe::tailer::PodLabels::expected();
     let logs = match mode {
         Mode::Up => Some(
             logpipe::LogPipeConfig {
                 logs: settings.logs.clone(),
+                labels: pod_labels.clone(),
                 ..logpipe::LogPipeConfig::new(
                     settings.data_dir.join("logs/index"),
                     settings.data_dir.join("pods"),
@@ -100,6 +103,26 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("starting the API server on {}", settings.api_addr))?;
+
+    if logs.is_some() {
+        let pods = control_plane::controllers::cache::<k8s_openapi::api::core::v1::Pod>(
+            &api.client,
+            kube::runtime::watcher::Config::default()
+                .fields(&format!("spec.nodeName={}", settings.node_name)),
+            &shutdown,
+            "log pipeline",
+            |_| {},
+        );
+        // Set once the cache holds every pod of the node: container lines wait until then.
+        tokio::spawn(async move {
+            if pods.wait_until_ready().await.is_ok() {
+                pod_labels.set(move |namespace, name| {
+                    let pod = pods.get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))?;
+                    pod.metadata.labels.clone()
+                });
+            }
+        });
+    }
 
     settings
         .events

@@ -2,7 +2,7 @@
 //! indexed in tantivy with their read positions committed in the same atomic write (`index`,
 //! `checkpoint`), and searched through an HTTP API (`api`) that the API server serves behind its token.
 //!
-//! The search page (`ui`) is served with it. Not yet: time partitions and retention, inotify, pod labels.
+//! The search page (`ui`) is served with it. Not yet: time partitions and retention, inotify.
 
 pub mod api;
 pub mod checkpoint;
@@ -44,6 +44,8 @@ pub struct LogPipeConfig {
     pub max_line: usize,
     /// Host files to follow too.
     pub logs: config::LogsConfig,
+    /// Where container lines get their pod's labels (set by the process once it can list pods).
+    pub labels: tailer::PodLabels,
 }
 
 impl LogPipeConfig {
@@ -56,6 +58,7 @@ impl LogPipeConfig {
             commit_every: Duration::from_secs(1),
             max_line: 1024 * 1024,
             logs: config::LogsConfig::default(),
+            labels: tailer::PodLabels::default(),
         }
     }
 }
@@ -125,6 +128,7 @@ impl LogPipeConfig {
             TailerConfig {
                 root: self.pods_dir.clone(),
                 hosts: self.logs.host_sources(),
+                labels: self.labels.clone(),
                 node: self.node.clone(),
                 poll: self.poll,
                 max_line: self.max_line,

@@ -129,6 +129,9 @@ spec:
         ),
         (Some("counter"), Some("c"), Some("stdout"))
     );
+    // The pod's labels came along.
+    let (_, labelled) = search(&server, &[("query", "attributes.labels.app:counter AND seq")]).await;
+    assert_eq!(count(&labelled), 3000, "every line has its labels: {labelled}");
     let (_, phrase) = search(&server, &[("query", "\"seq 1234\"")]).await;
     assert_eq!(count(&phrase), 1, "{phrase}");
 

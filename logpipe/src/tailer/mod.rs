@@ -41,11 +41,61 @@ pub struct HostSource {
     pub start_at_end: bool,
 }
 
+/// The labels of a pod by namespace and name, supplied by the process (the log pipeline does not talk
+/// to the API itself). One made with `expected` holds container lines back until it is set, so no line
+/// goes into the index without its labels.
+#[derive(Clone, Default)]
+pub struct PodLabels {
+    lookup: std::sync::Arc<std::sync::OnceLock<LabelLookup>>,
+    expected: bool,
+}
+
+type LabelLookup = Box<dyn Fn(&str, &str) -> Option<BTreeMap<String, String>> + Send + Sync>;
+
+impl PodLabels {
+    /// Labels that will come: container files wait for `set`.
+    pub fn expected() -> PodLabels {
+        PodLabels {
+            expected: true,
+            ..PodLabels::default()
+        }
+    }
+
+    /// Whether container lines must wait for the lookup.
+    fn waiting(&self) -> bool {
+        self.expected && self.lookup.get().is_none()
+    }
+
+    /// Sets the lookup (once; later calls are ignored).
+    pub fn set(
+        &self,
+        lookup: impl Fn(&str, &str) -> Option<BTreeMap<String, String>> + Send + Sync + 'static,
+    ) {
+        let _ = self.lookup.set(Box::new(lookup));
+    }
+
+    fn get(&self, namespace: &str, pod: &str) -> Option<BTreeMap<String, String>> {
+        self.lookup.get().and_then(|lookup| lookup(namespace, pod))
+    }
+}
+
+impl std::fmt::Debug for PodLabels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.lookup.get().is_some() {
+            "PodLabels(set)"
+        } else {
+            "PodLabels(unset)"
+        })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct TailerConfig {
     /// `DIR/pods`: `<namespace>_<pod>_<uid>/<container>/<restartCount>.log`.
     pub root: PathBuf,
     pub hosts: Vec<HostSource>,
+    /// Container lines get their pod's labels as `attributes.labels`.
+    pub labels: PodLabels,
     pub node: String,
     pub poll: Duration,
     /// Longer lines are cut here and flagged `truncated`.
@@ -141,10 +191,14 @@ impl Tailer {
             self.files.iter().map(|(k, t)| (!t.rotated, k.clone())).collect();
         keys.sort();
         let keys: Vec<FileKey> = keys.into_iter().map(|(_, k)| k).collect();
+        let hold_containers = self.config.labels.waiting();
         for key in keys {
             let Some(tracked) = self.files.get_mut(&key) else {
                 continue;
             };
+            if hold_containers && tracked.origin.host.is_empty() {
+                continue;
+            }
             let left = match read(tracked, &self.config, &self.telemetry, &mut batch.lines) {
                 Ok(left) => left,
                 Err(e) => {
@@ -446,6 +500,12 @@ fn to_line(
     };
     if host {
         attributes.insert("logSource".into(), tracked.origin.host.clone().into());
+    } else if let Some(labels) = config.labels.get(&tracked.origin.namespace, &tracked.origin.pod)
+        && !labels.is_empty()
+    {
+        let labels: serde_json::Map<String, serde_json::Value> =
+            labels.into_iter().map(|(k, v)| (k, v.into())).collect();
+        attributes.insert("labels".into(), labels.into());
     }
     if invalid {
         attributes.insert("invalidUtf8".into(), true.into());

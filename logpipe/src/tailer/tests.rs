@@ -88,6 +88,7 @@ fn tailer(root: &Path, saved: BTreeMap<FileKey, Position>) -> (Tailer, Receiver<
     let config = TailerConfig {
         root: root.to_path_buf(),
         hosts: Vec::new(),
+        labels: PodLabels::default(),
         node: "n".into(),
         poll: Duration::from_millis(10),
         max_line: 1024,
@@ -194,6 +195,7 @@ fn host_files_by_glob_with_excludes_and_a_start_position() {
     let (tx, rx) = sync_channel(64);
     let config = TailerConfig {
         root: dir.path().join("pods"),
+        labels: PodLabels::default(),
         hosts: vec![HostSource {
             name: "system".into(),
             include: vec![glob::Pattern::new(&format!("{}/*.log", logs.display())).unwrap()],
@@ -234,6 +236,7 @@ fn host_tailer(dir: &Path, max_line: usize) -> (Tailer, Receiver<Batch>) {
     let (tx, rx) = sync_channel(64);
     let config = TailerConfig {
         root: dir.join("pods"),
+        labels: PodLabels::default(),
         hosts: vec![HostSource {
             name: "h".into(),
             include: vec![glob::Pattern::new(&format!("{}/*.log", dir.display())).unwrap()],
