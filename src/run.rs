@@ -1,5 +1,6 @@
-//! The `up` and `server` modes: open the store, start the API server and the Prometheus endpoint,
-//! write the kubeconfig, print the addresses, and shut everything down on SIGINT or SIGTERM.
+//! The `up` and `server` modes: open the store, start the log pipeline (up), the API server, the event
+//! shipper, the node agent (up) and the Prometheus endpoint, write the kubeconfig, print the addresses,
+//! and shut everything down on SIGINT or SIGTERM.
 
 use std::sync::Arc;
 
@@ -105,23 +106,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     .with_context(|| format!("starting the API server on {}", settings.api_addr))?;
 
     if logs.is_some() {
-        let pods = control_plane::controllers::cache::<k8s_openapi::api::core::v1::Pod>(
-            &api.client,
-            kube::runtime::watcher::Config::default()
-                .fields(&format!("spec.nodeName={}", settings.node_name)),
-            &shutdown,
-            "log pipeline",
-            |_| {},
-        );
-        // Set once the cache holds every pod of the node: container lines wait until then.
-        tokio::spawn(async move {
-            if pods.wait_until_ready().await.is_ok() {
-                pod_labels.set(move |namespace, name| {
-                    let pod = pods.get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))?;
-                    pod.metadata.labels.clone()
-                });
-            }
-        });
+        supply_pod_labels(&api.client, &settings.node_name, pod_labels, &shutdown);
     }
 
     settings
@@ -203,6 +188,27 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     pidfile::remove(&settings.data_dir);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Gives the log pipeline its pods' labels from a cache of this node's pods, once the cache holds them
+/// all (container lines wait until then).
+fn supply_pod_labels(
+    client: &kube::Client,
+    node: &str,
+    labels: logpipe::tailer::PodLabels,
+    shutdown: &CancellationToken,
+) {
+    use k8s_openapi::api::core::v1::Pod;
+    let config = kube::runtime::watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+    let pods = control_plane::controllers::cache::<Pod>(client, config, shutdown, "log pipeline", |_| {});
+    tokio::spawn(async move {
+        if pods.wait_until_ready().await.is_ok() {
+            labels.set(move |namespace, name| {
+                let pod = pods.get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))?;
+                pod.metadata.labels.clone()
+            });
+        }
+    });
 }
 
 async fn wait_for_signal() {

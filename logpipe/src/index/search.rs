@@ -266,17 +266,57 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pages_cover_every_line_once_newest_first_and_positions_commit_with_them() {
+    /// A fresh index in a temporary directory and its indexer.
+    fn fresh() -> (tempfile::TempDir, LogIndex, Indexer) {
         let dir = tempfile::tempdir().unwrap();
         let index = LogIndex::open(dir.path()).unwrap();
-        let mut indexer = Indexer::new(
+        let indexer = Indexer::new(
             index.clone(),
             Checkpoint::default(),
             Telemetry::default(),
             std::time::Duration::from_secs(1),
         )
         .unwrap();
+        (dir, index, indexer)
+    }
+
+    #[test]
+    fn attribute_terms_match_whole_words() {
+        let (_dir, index, mut indexer) = fresh();
+        let lines = ["FailedScheduling", "Failed"]
+            .iter()
+            .map(|reason| LogLine {
+                timestamp: jiff::Timestamp::now(),
+                message: "m".into(),
+                attributes: serde_json::json!({"reason": reason}).as_object().unwrap().clone(),
+                ..LogLine::default()
+            })
+            .collect();
+        indexer
+            .add(Batch {
+                lines,
+                ..Batch::default()
+            })
+            .unwrap();
+        indexer.commit().unwrap();
+        let request = SearchRequest {
+            query: "attributes.reason:Failed".into(),
+            limit: 10,
+            ..Default::default()
+        };
+        let reasons: Vec<_> = index
+            .search(&request)
+            .unwrap()
+            .hits
+            .iter()
+            .map(|h| h.attributes["reason"].clone())
+            .collect();
+        assert_eq!(reasons, [serde_json::json!("Failed")]);
+    }
+
+    #[test]
+    fn pages_cover_every_line_once_newest_first_and_positions_commit_with_them() {
+        let (dir, index, mut indexer) = fresh();
         let lines: Vec<LogLine> = (0..250)
             .map(|n| {
                 line(
@@ -427,56 +467,5 @@ mod tests {
             })
             .contains("is after end")
         );
-    }
-}
-
-#[cfg(test)]
-mod attribute_tests {
-    use super::*;
-    use crate::checkpoint::Checkpoint;
-    use crate::index::Indexer;
-    use crate::tailer::Batch;
-    use crate::telemetry::Telemetry;
-
-    #[test]
-    fn attribute_terms_match_whole_words() {
-        let dir = tempfile::tempdir().unwrap();
-        let index = LogIndex::open(dir.path()).unwrap();
-        let mut indexer = Indexer::new(
-            index.clone(),
-            Checkpoint::default(),
-            Telemetry::default(),
-            std::time::Duration::from_secs(1),
-        )
-        .unwrap();
-        let lines = ["FailedScheduling", "Failed"]
-            .iter()
-            .map(|reason| LogLine {
-                timestamp: jiff::Timestamp::now(),
-                message: "m".into(),
-                attributes: serde_json::json!({"reason": reason}).as_object().unwrap().clone(),
-                ..LogLine::default()
-            })
-            .collect();
-        indexer
-            .add(Batch {
-                lines,
-                ..Batch::default()
-            })
-            .unwrap();
-        indexer.commit().unwrap();
-        let found = index
-            .search(&SearchRequest {
-                query: "attributes.reason:Failed".into(),
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap();
-        let reasons: Vec<_> = found
-            .hits
-            .iter()
-            .map(|h| h.attributes["reason"].clone())
-            .collect();
-        assert_eq!(reasons, [serde_json::json!("Failed")]);
     }
 }
