@@ -63,6 +63,18 @@ impl Joiner {
         }
     }
 
+    /// The half-read lines (a file that ends with them), with their stream names.
+    pub fn take_pending(&mut self) -> Vec<(jiff::Timestamp, Vec<u8>, bool, &'static str)> {
+        let mut out = Vec::new();
+        if let Some((time, text, truncated)) = self.stdout.take() {
+            out.push((time, text, truncated, "stdout"));
+        }
+        if let Some((time, text, truncated)) = self.stderr.take() {
+            out.push((time, text, truncated, "stderr"));
+        }
+        out
+    }
+
     /// Whether a line is half read in either stream (then the file's safe offset cannot move).
     pub fn pending(&self) -> bool {
         self.stdout.is_some() || self.stderr.is_some()

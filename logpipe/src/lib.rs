@@ -136,7 +136,8 @@ impl LogPipeConfig {
             checkpoint.files.clone(),
             tx,
             telemetry.clone(),
-        );
+        )
+        .resumed(checkpoint.version != 0);
         let indexer =
             Indexer::new(index.clone(), checkpoint, telemetry, self.commit_every).map_err(failed)?;
         let shutdown = ctx.shutdown;

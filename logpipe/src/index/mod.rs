@@ -125,8 +125,6 @@ pub struct Indexer {
     index: LogIndex,
     writer: IndexWriter,
     checkpoint: Checkpoint,
-    /// Released files, forgotten at the next commit.
-    released: Vec<String>,
     /// Told when the next commit is done.
     acks: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
     dirty: bool,
@@ -159,7 +157,6 @@ impl Indexer {
             index,
             writer,
             checkpoint,
-            released: Vec::new(),
             acks: Vec::new(),
             dirty: false,
             pending_times: Vec::new(),
@@ -172,40 +169,49 @@ impl Indexer {
     /// `commit_every`; commits once more at the end.
     pub fn run(mut self, batches: Receiver<Batch>, shutdown: tokio_util::sync::CancellationToken) {
         let mut last_commit = Instant::now();
-        loop {
+        let result = loop {
             if shutdown.is_cancelled() {
                 // What the tailer still sent is indexed, then the last commit.
+                let mut added = Ok(());
                 while let Ok(batch) = batches.try_recv() {
-                    if let Err(e) = self.add(batch) {
-                        tracing::error!(error = %e, "indexing log lines failed");
-                    }
+                    added = added.and_then(|()| self.add(batch));
                 }
-                if let Err(e) = self.commit() {
-                    tracing::error!(error = %e, "the last log index commit failed");
-                }
-                return;
+                break added.and_then(|()| self.commit());
             }
             let wait = self.commit_every.saturating_sub(last_commit.elapsed());
             match batches.recv_timeout(wait) {
                 Ok(batch) => {
                     if let Err(e) = self.add(batch) {
-                        tracing::error!(error = %e, "indexing log lines failed");
+                        break Err(e);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    if let Err(e) = self.commit() {
-                        tracing::error!(error = %e, "the last log index commit failed");
-                    }
-                    return;
-                }
+                Err(RecvTimeoutError::Disconnected) => break self.commit(),
             }
             if last_commit.elapsed() >= self.commit_every {
                 if let Err(e) = self.commit() {
-                    tracing::error!(error = %e, "committing the log index failed");
+                    break Err(e);
                 }
                 last_commit = Instant::now();
             }
+        };
+        if let Err(e) = result {
+            // After a failed add or commit the writer cannot be trusted with the positions: indexing
+            // stops here, nothing is committed past the last good commit, the tailer waits (its queue
+            // fills), and a restart resumes from the committed positions. Loud, never silent loss.
+            tracing::error!(error = %e, "the log index failed; indexing stops until glasshouse restarts");
+            self.fail_acks(&e.to_string());
+            for batch in batches.try_iter() {
+                if let Some(ack) = batch.ack {
+                    let _ = ack.send(Err(format!("the log index failed: {e}")));
+                }
+            }
+        }
+    }
+
+    fn fail_acks(&mut self, why: &str) {
+        for ack in self.acks.drain(..) {
+            let _ = ack.send(Err(format!("the log index failed: {why}")));
         }
     }
 
@@ -214,6 +220,8 @@ impl Indexer {
         if let Some(ack) = batch.ack {
             self.acks.push(ack);
         }
+        // An ack waits for the commit, which must then happen even for a batch without lines.
+        self.dirty |= !self.acks.is_empty();
         for line in &batch.lines {
             let mut doc = TantivyDocument::default();
             if let Some(key) = &line.dedup_key {
@@ -253,7 +261,10 @@ impl Indexer {
         for (key, position) in batch.positions {
             self.checkpoint.files.insert(key, position);
         }
-        self.released.extend(batch.released);
+        // In batch order: a later batch may hold a new file with the same device and inode.
+        for key in batch.released {
+            self.checkpoint.files.remove(&key);
+        }
         self.dirty = true;
         self.telemetry.lines_indexed.inc_by(batch.lines.len() as u64);
         Ok(())
@@ -265,9 +276,6 @@ impl Indexer {
             return Ok(());
         }
         let started = Instant::now();
-        for key in self.released.drain(..) {
-            self.checkpoint.files.remove(&key);
-        }
         self.checkpoint.version = 1;
         let committed = (|| {
             let mut prepared = self.writer.prepare_commit()?;

@@ -141,6 +141,8 @@ struct Tracked {
     rotated: bool,
     /// Inside a line already cut at `max_line`: its rest, up to the newline, is dropped.
     skipping: bool,
+    /// How many looks in a row found this rotated file read to its end.
+    drained_looks: u32,
 }
 
 pub struct Tailer {
@@ -152,6 +154,9 @@ pub struct Tailer {
     telemetry: Telemetry,
     /// Whether the first look is done (a host source's `start_at_end` applies to it only).
     looked: bool,
+    /// Whether the index has committed positions before (then no file is read from its end: one that
+    /// appeared while the pipeline was down is new).
+    resumed: bool,
 }
 
 impl Tailer {
@@ -168,7 +173,14 @@ impl Tailer {
             out,
             telemetry,
             looked: false,
+            resumed: false,
         }
+    }
+
+    /// Marks a pipeline that committed before: files it finds now are read from their start.
+    pub fn resumed(mut self, resumed: bool) -> Tailer {
+        self.resumed = resumed;
+        self
     }
 
     /// Follows the files until `shutdown`; returns when the indexer is gone too.
@@ -192,11 +204,22 @@ impl Tailer {
         keys.sort();
         let keys: Vec<FileKey> = keys.into_iter().map(|(_, k)| k).collect();
         let hold_containers = self.config.labels.waiting();
+        // Containers whose rotated file still has data: their new file waits, so lines keep their order.
+        let mut draining: HashSet<(String, String, String)> = HashSet::new();
         for key in keys {
             let Some(tracked) = self.files.get_mut(&key) else {
                 continue;
             };
             if hold_containers && tracked.origin.host.is_empty() {
+                continue;
+            }
+            let container = (
+                tracked.origin.namespace.clone(),
+                tracked.origin.pod.clone(),
+                tracked.origin.container.clone(),
+            );
+            if !tracked.rotated && tracked.origin.host.is_empty() && draining.contains(&container) {
+                more = true;
                 continue;
             }
             let left = match read(tracked, &self.config, &self.telemetry, &mut batch.lines) {
@@ -207,6 +230,9 @@ impl Tailer {
                 }
             };
             more |= left;
+            if tracked.rotated && left {
+                draining.insert(container);
+            }
             if tracked.fingerprint_len < FINGERPRINT_LEN
                 && tracked.read_pos > tracked.fingerprint_len
                 && let Ok((fp, len)) = fingerprint(&tracked.path, FINGERPRINT_LEN)
@@ -217,7 +243,28 @@ impl Tailer {
             }
             batch.positions.push((key.clone(), position(tracked)));
             let drained = !left && tracked.file.metadata().is_ok_and(|m| m.len() <= tracked.read_pos);
-            if tracked.rotated && drained {
+            // Released after two looks at its end in a row: a writer that appends between its rename and
+            // reopening the new file is still read.
+            tracked.drained_looks = if tracked.rotated && drained {
+                tracked.drained_looks + 1
+            } else {
+                0
+            };
+            if tracked.drained_looks >= 2 {
+                // A partial line left at the end of a rotated file goes out as it is.
+                for (time, text, truncated, stream) in tracked.joiner.take_pending() {
+                    let mut line = to_line(
+                        tracked,
+                        &self.config,
+                        time,
+                        text,
+                        truncated,
+                        stream,
+                        &self.telemetry,
+                    );
+                    line.attributes.insert("partial".into(), true.into());
+                    batch.lines.push(line);
+                }
                 self.files.remove(&key);
                 batch.released.push(key.clone());
                 self.telemetry.files_tracked.dec();
@@ -258,7 +305,7 @@ impl Tailer {
                 }
             }
         }
-        let first_look = !self.looked;
+        let first_look = !self.looked && !self.resumed;
         self.looked = true;
         for (path, origin) in found {
             let Ok(file) = File::open(&path) else { continue };
@@ -267,6 +314,7 @@ impl Tailer {
             seen.insert(key.clone());
             if let Some(tracked) = self.files.get_mut(&key) {
                 tracked.path = path;
+                tracked.rotated = false;
                 continue;
             }
             let Some(origin) = origin else {
@@ -304,11 +352,18 @@ impl Tailer {
                     fingerprint_len: fp_len,
                     rotated: false,
                     skipping,
+                    drained_looks: 0,
                 },
             );
         }
         for (key, tracked) in &mut self.files {
-            if !seen.contains(key) {
+            // Not found this time: rotated only if its path is gone or is another file now (a listing
+            // that failed once must not release a live file, to be read again from 0 later).
+            let elsewhere = match std::fs::metadata(&tracked.path) {
+                Ok(meta) => key_of(&meta) != *key,
+                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            };
+            if !seen.contains(key) && elsewhere {
                 tracked.rotated = true;
             }
         }
@@ -379,6 +434,7 @@ fn read(
         tracked.offset = 0;
         tracked.emitted = 0;
         tracked.joiner = Joiner::default();
+        tracked.skipping = false;
     }
     if len == tracked.read_pos {
         return Ok(false);
@@ -405,7 +461,9 @@ fn read(
         if tracked.skipping {
             // The end of a line cut before: dropped.
             tracked.skipping = false;
-            tracked.offset = record_end;
+            if !tracked.joiner.pending() {
+                tracked.offset = record_end;
+            }
             tracked.emitted = tracked.emitted.max(record_end);
             tracked.read_pos = record_end;
             continue;

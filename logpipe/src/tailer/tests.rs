@@ -105,6 +105,7 @@ fn rename_rotation_is_drained_then_followed() {
     std::fs::rename(&rig.file, rig.file.with_extension("log.20260101-000000")).unwrap();
     rig.append(150..200);
     rig.drain();
+    rig.drain();
     assert_eq!(rig.verify(200), (vec![], vec![]));
     let mut sorted = rig.seen.clone();
     sorted.sort();
@@ -131,6 +132,7 @@ fn a_file_deleted_while_open_is_drained_and_released() {
     let mut f = std::fs::OpenOptions::new().append(true).open(&rig.file).unwrap();
     std::fs::remove_file(&rig.file).unwrap();
     f.write_all(cri(10).as_bytes()).unwrap();
+    rig.drain();
     rig.drain();
     assert_eq!(rig.verify(11), (vec![], vec![]));
     assert!(rig.positions.is_empty(), "{:?}", rig.positions);
@@ -344,4 +346,33 @@ fn a_thousand_files_at_once_give_every_line_once() {
             .iter()
             .all(|l| l.pod.starts_with("pod") && l.namespace == "ns")
     );
+}
+
+#[test]
+fn a_partial_line_left_in_a_rotated_file_is_not_lost() {
+    let mut rig = Rig::new();
+    rig.append(0..3);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&rig.file).unwrap();
+    f.write_all(b"2026-01-01T00:00:01Z stdout P line 3\n").unwrap();
+    drop(f);
+    rig.drain();
+    std::fs::rename(&rig.file, rig.file.with_extension("log.20260101-000001")).unwrap();
+    rig.append(4..6);
+    rig.drain();
+    rig.drain();
+    assert_eq!(rig.verify(6), (vec![], vec![]));
+}
+
+#[test]
+fn a_truncation_inside_a_cut_line_keeps_the_new_first_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cut.log");
+    std::fs::write(&file, vec![b'x'; 2 * 1024 * 1024]).unwrap();
+    let (mut tailer, rx) = host_tailer(dir.path(), 1024);
+    let (lines, _) = drain_lines(&mut tailer, &rx);
+    assert_eq!(lines.len(), 1, "the long line, cut once");
+    std::fs::write(&file, "fresh start\n").unwrap();
+    let (lines, _) = drain_lines(&mut tailer, &rx);
+    let messages: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(messages, ["fresh start"]);
 }
