@@ -301,7 +301,10 @@ async fn shipped_events_are_searchable_beside_the_logs() {
     for _ in 0..300 {
         (_, body) = search(
             &server,
-            &[("query", "attributes.kind:Event AND level:warn AND pod:imageonly")],
+            &[(
+                "query",
+                "attributes.kind:Event AND level:warn AND pod:imageonly AND attributes.reason:Failed",
+            )],
         )
         .await;
         if body["total"].as_u64().unwrap_or(0) >= 1 {
