@@ -396,7 +396,8 @@ spec:
         state("badkey", "waiting.message"),
         "couldn't find key wanted in ConfigMap default/cm"
     );
-    assert!(eventually(Duration::from_secs(20), || {
+    // Generous: the whole suite runs beside this test.
+    let start_error = eventually(Duration::from_secs(60), || {
         let last = jsonpath(
             &server,
             "nosuch",
@@ -404,7 +405,19 @@ spec:
         );
         let now = state("nosuch", "terminated.message");
         format!("{last}{now}").contains("exec: \"no-such-program-here\": executable file not found in $PATH")
-    }));
+    });
+    assert!(
+        start_error,
+        "{}\n{}",
+        server.kubectl_ok(&[
+            "get",
+            "pod",
+            "nosuch",
+            "-o",
+            "jsonpath={.spec.nodeName} {.status}"
+        ]),
+        server.kubectl_ok(&["get", "events", "--field-selector", "involvedObject.name=nosuch"])
+    );
     assert!(eventually(Duration::from_secs(20), || state(
         "nocommand",
         "waiting.reason"
