@@ -18,7 +18,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::Resource;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
@@ -78,13 +77,7 @@ pub async fn run(client: kube::Client, metrics: ControllerMetrics, shutdown: Can
 
 fn cache<K>(client: &kube::Client, changed: &Arc<Notify>, shutdown: &CancellationToken) -> Store<K>
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: crate::controllers::Watched,
 {
     let changed = changed.clone();
     super::cache(client, watcher::Config::default(), shutdown, NAME, move |_| {

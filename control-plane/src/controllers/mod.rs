@@ -117,6 +117,29 @@ pub fn drive_reflector<K, S>(
     });
 }
 
+/// What a watch and a reflector cache can hold: a cluster API type, decodable, shareable.
+pub trait Watched:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Watched for T where
+    T: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A cache of the `K` objects `config` selects, kept by a reflector in a task of its own until `shutdown`;
 /// `on_event` sees every change it brings.
 pub fn cache<K>(
@@ -127,13 +150,7 @@ pub fn cache<K>(
     on_event: impl FnMut(&kube::runtime::watcher::Event<K>) + Send + 'static,
 ) -> kube::runtime::reflector::Store<K>
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     use kube::runtime::WatchStreamExt;
     let (reader, writer) = kube::runtime::reflector::store::<K>();
@@ -210,20 +227,8 @@ pub async fn run_controller<K, Child, C, E, F, Fut>(
     metrics: ControllerMetrics,
     shutdown: CancellationToken,
 ) where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-    Child: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
+    Child: Watched,
     C: Send + Sync + 'static,
     E: std::error::Error + Send + 'static,
     F: Fn(Arc<K>, Arc<C>) -> Fut + Clone + Send + 'static,

@@ -97,13 +97,7 @@ fn cache<K>(
     helps: fn(&watcher::Event<K>) -> bool,
 ) -> Store<K>
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: crate::controllers::Watched,
 {
     crate::controllers::cache(
         client,

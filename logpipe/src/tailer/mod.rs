@@ -308,8 +308,10 @@ impl Tailer {
         let first_look = !self.looked && !self.resumed;
         self.looked = true;
         for (path, origin) in found {
-            let Ok(file) = File::open(&path) else { continue };
-            let Ok(meta) = file.metadata() else { continue };
+            // A stat per known file and look; a file is opened once, when it is new.
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
             let key = key_of(&meta);
             seen.insert(key.clone());
             if let Some(tracked) = self.files.get_mut(&key) {
@@ -320,6 +322,11 @@ impl Tailer {
             let Some(origin) = origin else {
                 continue;
             };
+            let Ok(file) = File::open(&path) else { continue };
+            // Replaced between the stat and the open: taken up at the next look.
+            if file.metadata().map(|m| key_of(&m)).ok().as_ref() != Some(&key) {
+                continue;
+            }
             let (fp, fp_len) = fingerprint(&path, FINGERPRINT_LEN).unwrap_or((0, 0));
             let (offset, emitted, skipping) = match self.saved.remove(&key) {
                 Some(saved)
