@@ -124,6 +124,9 @@ impl ConfigFile {
         }
         problems.extend(self.events.validate());
         problems.extend(self.logs.validate());
+        if let Err(e) = log_retention(&self.logs) {
+            problems.push(e);
+        }
         problems
     }
 }
@@ -138,6 +141,36 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok()
         .filter(|d| !d.is_zero())
         .ok_or_else(|| format!("{text:?}: must be more than zero"))
+}
+
+/// The log index's partitioning and retention (`logs.partition`, `logs.retention`), defaults filled in.
+pub fn log_retention(logs: &logpipe::config::LogsConfig) -> Result<logpipe::index::Retention, String> {
+    let defaults = logpipe::index::Retention::default();
+    let span = match &logs.partition {
+        Some(text) => parse_duration(text)
+            .and_then(|d| {
+                (d >= Duration::from_secs(60))
+                    .then_some(d)
+                    .ok_or_else(|| format!("{text:?}: must be at least 1m"))
+            })
+            .map_err(|e| format!("logs.partition: {e}"))?,
+        None => defaults.span,
+    };
+    let max_age = match logs.retention.max_age.as_deref() {
+        Some("none") => None,
+        Some(text) => Some(parse_duration(text).map_err(|e| format!("logs.retention.maxAge: {e}"))?),
+        None => defaults.max_age,
+    };
+    let max_size = match logs.retention.max_size.as_deref() {
+        Some("none") => None,
+        Some(text) => Some(parse_size(text).map_err(|e| format!("logs.retention.maxSize: {e}"))?),
+        None => defaults.max_size,
+    };
+    Ok(logpipe::index::Retention {
+        span,
+        max_age,
+        max_size,
+    })
 }
 
 /// A byte size written as a Kubernetes quantity (`10Mi`, `512Ki`, `1000000`), at least 1 KiB.
@@ -201,6 +234,7 @@ pub struct Settings {
     pub event_ttl: Duration,
     pub events: eventer::shipper::ShipperConfig,
     pub logs: logpipe::config::LogsConfig,
+    pub log_retention: logpipe::index::Retention,
     pub node_name: String,
     pub node_monitor_grace_period: Duration,
     pub container_logs: control_plane::node::crilog::Rotation,
@@ -252,6 +286,8 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Settings> {
             (None, None) => Duration::from_secs(3600),
         },
         events: file.events,
+        // Validated when the file was loaded.
+        log_retention: log_retention(&file.logs).map_err(|e| anyhow::anyhow!(e))?,
         logs: file.logs,
         node_name: match &args.node_name {
             Some(name) => {

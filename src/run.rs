@@ -64,6 +64,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
         Mode::Up => Some(
             logpipe::LogPipeConfig {
                 logs: settings.logs.clone(),
+                retention: settings.log_retention,
                 labels: pod_labels.clone(),
                 ..logpipe::LogPipeConfig::new(
                     settings.data_dir.join("logs/index"),

@@ -166,20 +166,22 @@ fn main() {
     );
 
     // The peer: bare tantivy, the same term, by score, with a count.
-    let query = tantivy::query::QueryParser::for_index(&index.index, vec![index.fields.message])
-        .parse_query("u4242")
-        .unwrap();
+    let query = index.query_parser().parse_query("u4242").unwrap();
+    let partitions = index.partitions();
     let (p50, p99) = time(&|| {
-        let searcher = index.reader.searcher();
-        searcher
-            .search(
-                &query,
-                &(
-                    tantivy::collector::TopDocs::with_limit(100).order_by_score(),
-                    tantivy::collector::Count,
-                ),
-            )
-            .unwrap();
+        for partition in &partitions {
+            partition
+                .reader
+                .searcher()
+                .search(
+                    &query,
+                    &(
+                        tantivy::collector::TopDocs::with_limit(100).order_by_score(),
+                        tantivy::collector::Count,
+                    ),
+                )
+                .unwrap();
+        }
     });
     println!("peer: bare tantivy TopDocs(100) by score + Count, same term: p50 {p50:.1} ms, p99 {p99:.1} ms");
     shutdown.cancel();

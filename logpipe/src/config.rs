@@ -7,7 +7,14 @@
 //!     paths: [/var/log/*.log]
 //!     exclude: [/var/log/debug*.log]
 //!     startAt: end          # or beginning; for files present when the pipeline first starts
+//!   partition: 1h           # the window of line time an index partition covers
+//!   retention:
+//!     maxAge: 168h          # partitions whose newest line is older go; `none` keeps them
+//!     maxSize: 10Gi         # beyond this in all, the oldest partitions go; `none`: no limit
 //! ```
+//!
+//! Durations and sizes are checked (and turned into `index::Retention`) by the binary's config, which
+//! owns their syntax.
 
 use serde::Deserialize;
 
@@ -18,6 +25,20 @@ use crate::tailer::HostSource;
 pub struct LogsConfig {
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    /// The window of line time an index partition covers (default `1h`).
+    #[serde(default)]
+    pub partition: Option<String>,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RetentionConfig {
+    /// Default `168h`; `none` keeps lines whatever their age.
+    pub max_age: Option<String>,
+    /// Default `10Gi`; `none` sets no limit.
+    pub max_size: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -2,7 +2,8 @@
 //! indexed in tantivy with their read positions committed in the same atomic write (`index`,
 //! `checkpoint`), and searched through an HTTP API (`api`) that the API server serves behind its token.
 //!
-//! The search page (`ui`) is served with it. Not yet: time partitions and retention, inotify.
+//! The index is partitioned by time, and retention drops whole partitions. The search page (`ui`) is
+//! served with it. Not yet: inotify.
 
 pub mod api;
 pub mod checkpoint;
@@ -44,6 +45,8 @@ pub struct LogPipeConfig {
     pub max_line: usize,
     /// Host files to follow too.
     pub logs: config::LogsConfig,
+    /// Index partitions and how long they are kept.
+    pub retention: index::Retention,
     /// Where container lines get their pod's labels (set by the process once it can list pods).
     pub labels: tailer::PodLabels,
 }
@@ -58,6 +61,7 @@ impl LogPipeConfig {
             commit_every: Duration::from_secs(1),
             max_line: 1024 * 1024,
             logs: config::LogsConfig::default(),
+            retention: index::Retention::default(),
             labels: tailer::PodLabels::default(),
         }
     }
@@ -138,8 +142,9 @@ impl LogPipeConfig {
             telemetry.clone(),
         )
         .resumed(checkpoint.version != 0);
-        let indexer =
-            Indexer::new(index.clone(), checkpoint, telemetry, self.commit_every).map_err(failed)?;
+        let indexer = Indexer::new(index.clone(), checkpoint, telemetry, self.commit_every)
+            .map_err(failed)?
+            .with_retention(self.retention);
         let shutdown = ctx.shutdown;
         let tailer_shutdown = shutdown.clone();
         std::thread::Builder::new()

@@ -13,6 +13,11 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabel {
+    pub partition: String,
+}
+
 #[derive(Clone)]
 pub struct Telemetry {
     pub bytes_read: Counter,
@@ -23,6 +28,10 @@ pub struct Telemetry {
     pub commit_duration: Histogram,
     /// From a line's time to its commit.
     pub lag: Histogram,
+    /// Bytes on disk per partition (gone with the partition).
+    pub partition_bytes: Family<PartitionLabel, Gauge>,
+    /// Lines dropped by retention, by reason (`age`, `size`).
+    pub retention_dropped: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Telemetry {
@@ -34,6 +43,8 @@ impl Default for Telemetry {
             anomalies: Family::default(),
             commit_duration: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             lag: Histogram::new([0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0]),
+            partition_bytes: Family::default(),
+            retention_dropped: Family::default(),
         }
     }
 }
@@ -71,7 +82,34 @@ impl Telemetry {
             "From a line's timestamp to its commit (searchable).",
             t.lag.clone(),
         );
+        registry.register(
+            "glasshouse_logs_partition_bytes",
+            "Bytes on disk per index partition (a window of line time).",
+            t.partition_bytes.clone(),
+        );
+        registry.register(
+            "glasshouse_logs_retention_dropped_lines",
+            "Lines dropped with their partition by retention, by reason (age, size).",
+            t.retention_dropped.clone(),
+        );
         t
+    }
+
+    pub fn partition_bytes(&self, partition: &crate::index::Partition) {
+        let label = PartitionLabel {
+            partition: partition.key.name(),
+        };
+        let bytes = i64::try_from(partition.stats().bytes).unwrap_or(i64::MAX);
+        self.partition_bytes.get_or_create(&label).set(bytes);
+    }
+
+    pub fn partition_dropped(&self, partition: &crate::index::Partition, reason: &'static str) {
+        self.partition_bytes.remove(&PartitionLabel {
+            partition: partition.key.name(),
+        });
+        self.retention_dropped
+            .get_or_create(&ReasonLabel { reason })
+            .inc_by(partition.stats().docs);
     }
 
     pub fn bytes_read(&self, n: u64) {

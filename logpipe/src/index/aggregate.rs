@@ -13,6 +13,9 @@ use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 use super::LogIndex;
 use super::search::{SearchError, SearchRequest};
 
+/// Values each partition contributes to a field's top values.
+const PER_PARTITION: usize = 1000;
+
 /// The most buckets a histogram may have.
 pub const MAX_BUCKETS: i64 = 2000;
 
@@ -119,7 +122,12 @@ impl LogIndex {
             interval,
             buckets: buckets.max(0) as usize,
         };
-        let counts = self.reader.searcher().search(&query, &collector)?;
+        let mut counts = vec![0u64; collector.buckets];
+        for searcher in self.searchers(Some(collector.start), super::search::nanos(Some(end))) {
+            for (sum, count) in counts.iter_mut().zip(searcher.search(&query, &collector)?) {
+                *sum += count;
+            }
+        }
         Ok(counts
             .into_iter()
             .enumerate()
@@ -144,27 +152,36 @@ impl LogIndex {
                 super::KEYWORDS.join(", ")
             )));
         }
-        let aggregations: Aggregations =
-            serde_json::from_value(serde_json::json!({"top": {"terms": {"field": field, "size": size}}}))
-                .map_err(|e| SearchError::Parameter(e.to_string()))?;
+        // Each partition's top values, summed: exact while a partition has no more than `PER_PARTITION`
+        // values (the top of a sum can miss a value that is just below the top in every partition).
+        let aggregations: Aggregations = serde_json::from_value(serde_json::json!(
+            {"top": {"terms": {"field": field, "size": size.max(PER_PARTITION)}}}
+        ))
+        .map_err(|e| SearchError::Parameter(e.to_string()))?;
         let collector = AggregationCollector::from_aggs(
             aggregations,
-            AggContextParams::new(AggregationLimitsGuard::default(), self.index.tokenizers().clone()),
+            AggContextParams::new(AggregationLimitsGuard::default(), self.tokenizers()),
         );
         let query = self.query(request)?;
-        let results = self.reader.searcher().search(&query, &collector)?;
-        let json = serde_json::to_value(results).unwrap_or_default();
-        Ok(json["top"]["buckets"]
-            .as_array()
+        let range = (super::search::nanos(request.start), super::search::nanos(request.end));
+        let mut counts: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        for searcher in self.searchers(range.0, range.1) {
+            let results = searcher.search(&query, &collector)?;
+            let json = serde_json::to_value(results).unwrap_or_default();
+            for bucket in json["top"]["buckets"].as_array().into_iter().flatten() {
+                if let (Some(value), Some(count)) = (bucket["key"].as_str(), bucket["doc_count"].as_u64())
+                    && !value.is_empty()
+                {
+                    *counts.entry(value.to_string()).or_default() += count;
+                }
+            }
+        }
+        let mut values: Vec<FieldValue> = counts
             .into_iter()
-            .flatten()
-            .filter_map(|b| {
-                Some(FieldValue {
-                    value: b["key"].as_str()?.to_string(),
-                    count: b["doc_count"].as_u64()?,
-                })
-            })
-            .filter(|v| !v.value.is_empty())
-            .collect())
+            .map(|(value, count)| FieldValue { value, count })
+            .collect();
+        values.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+        values.truncate(size);
+        Ok(values)
     }
 }

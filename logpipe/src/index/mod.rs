@@ -1,34 +1,34 @@
-//! The tantivy index of log lines. Schema: `ts` (nanoseconds, i64, indexed + fast: ranges and newest-first
-//! order) and `seq` (the order lines were indexed in, the tie-breaker); `message` tokenized with positions
-//! (phrases); `namespace`, `pod`, `container`, `node`, `stream`, `level`, `source` as raw keywords (fast);
-//! `attributes` as JSON.
+//! The tantivy index of log lines, in time partitions (`partition`). Schema: `ts` (nanoseconds, i64,
+//! indexed + fast: ranges and newest-first order) and `seq` (the order lines were indexed in, global across
+//! partitions, the tie-breaker); `message` tokenized with positions (phrases); `namespace`, `pod`,
+//! `container`, `node`, `stream`, `level`, `source` as raw keywords (fast); `attributes` as JSON.
 //!
-//! The indexer commits every second (or when told to stop), and every commit carries the tailer's
-//! positions as its payload (`checkpoint`): the lines and the positions they reach become durable in one
-//! atomic write, so a crash neither loses nor repeats a line. The reader is reloaded right after each
-//! commit.
+//! The indexer (`indexer`) commits every second (or when told to stop): first the partitions it wrote,
+//! then the tailer's positions as the commit payload of a document-less `checkpoint` index. Lines a crash
+//! left committed past the positions are those numbered from the checkpoint's `next_seq` on, and they are
+//! deleted when the index opens again: a crash neither loses nor repeats a line. Readers are reloaded
+//! right after each commit.
 
 pub mod aggregate;
+pub mod indexer;
+pub mod partition;
 pub mod search;
 
-use std::path::Path;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
+use tantivy::query::QueryParser;
 use tantivy::schema::{
     FAST, Field, INDEXED, JsonObjectOptions, STORED, STRING, Schema, TEXT, TextFieldIndexing, TextOptions,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+use tantivy::tokenizer::TokenizerManager;
+use tantivy::{Index, TantivyDocument};
 
 use crate::checkpoint::Checkpoint;
 use crate::record::LogLine;
-use crate::tailer::Batch;
-use crate::telemetry::Telemetry;
 
-/// Segments larger than this are not merged further.
-const MAX_MERGED_DOCS: usize = 500_000;
-/// The indexing memory budget (tantivy's minimum per thread is 15 MB; one thread).
-const WRITER_BUDGET: usize = 32 * 1024 * 1024;
+pub use indexer::{Indexer, Retention};
+pub use partition::{Partition, PartitionKey, Stats};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Fields {
@@ -89,214 +89,163 @@ fn schema() -> (Schema, Fields) {
     (builder.build(), fields)
 }
 
-/// The index: opened or created in a directory, with a reader for searches.
+/// The index: its partitions (opened or created under a directory) and the checkpoint.
 #[derive(Clone)]
 pub struct LogIndex {
-    pub index: Index,
-    pub reader: IndexReader,
     pub fields: Fields,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    schema: Schema,
+    tokenizers: TokenizerManager,
+    /// `<dir>/partitions`.
+    partitions_dir: PathBuf,
+    /// In key order (oldest window first).
+    partitions: RwLock<Vec<Arc<Partition>>>,
+    /// Holds no lines: its commit payload is the tailer's positions.
+    checkpoint: Index,
 }
 
 impl LogIndex {
     pub fn open(dir: &Path) -> tantivy::Result<LogIndex> {
-        std::fs::create_dir_all(dir)?;
         let (schema, fields) = schema();
-        let directory = tantivy::directory::MmapDirectory::open(dir)?;
-        let index = Index::open_or_create(directory, schema)?;
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
-        Ok(LogIndex {
-            index,
-            reader,
+        let partitions_dir = dir.join("partitions");
+        let checkpoint_dir = dir.join("checkpoint");
+        std::fs::create_dir_all(&partitions_dir)?;
+        std::fs::create_dir_all(&checkpoint_dir)?;
+        let checkpoint = Index::open_or_create(
+            tantivy::directory::MmapDirectory::open(&checkpoint_dir)?,
+            schema.clone(),
+        )?;
+        let mut partitions = Vec::new();
+        for key in partition::list(&partitions_dir)? {
+            partitions.push(Arc::new(Partition::open(&partitions_dir, key, schema.clone())?));
+        }
+        let index = LogIndex {
             fields,
-        })
+            shared: Arc::new(Shared {
+                schema,
+                tokenizers: TokenizerManager::default(),
+                partitions_dir,
+                partitions: RwLock::new(partitions),
+                checkpoint,
+            }),
+        };
+        index.take_up_unpartitioned(dir)?;
+        Ok(index)
+    }
+
+    /// An index written before partitions (one tantivy index right in `dir`) becomes the oldest partition
+    /// and its payload the checkpoint.
+    fn take_up_unpartitioned(&self, dir: &Path) -> tantivy::Result<()> {
+        if !dir.join("meta.json").exists() {
+            return Ok(());
+        }
+        let payload = Index::open_in_dir(dir)?.load_metas()?.payload;
+        let key = PartitionKey { window: 0, n: 0 };
+        let target = self.shared.partitions_dir.join(key.name());
+        std::fs::create_dir_all(&target)?;
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            if entry.path().is_file() && entry.file_name() != ".tantivy-writer.lock" {
+                std::fs::rename(entry.path(), target.join(entry.file_name()))?;
+            }
+        }
+        let partition = Partition::open(&self.shared.partitions_dir, key, self.shared.schema.clone())?;
+        self.insert(Arc::new(partition));
+        if let Some(payload) = payload
+            && self.checkpoint()?.version == 0
+        {
+            let mut writer: tantivy::IndexWriter = self.shared.checkpoint.writer(15_000_000)?;
+            let mut prepared = writer.prepare_commit()?;
+            prepared.set_payload(&payload);
+            prepared.commit()?;
+        }
+        tracing::info!(partition = %key.name(), "the log index moved into its first partition");
+        Ok(())
     }
 
     /// The positions of the last commit.
     pub fn checkpoint(&self) -> tantivy::Result<Checkpoint> {
-        Ok(Checkpoint::parse(self.index.load_metas()?.payload.as_deref()))
-    }
-}
-
-/// Takes the tailer's batches, indexes them and commits with their positions.
-pub struct Indexer {
-    index: LogIndex,
-    writer: IndexWriter,
-    checkpoint: Checkpoint,
-    /// Told when the next commit is done.
-    acks: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
-    dirty: bool,
-    /// Timestamps of the lines since the last commit, for the lag histogram (a sample when many).
-    pending_times: Vec<jiff::Timestamp>,
-    telemetry: Telemetry,
-    commit_every: Duration,
-}
-
-impl Indexer {
-    pub fn new(
-        index: LogIndex,
-        checkpoint: Checkpoint,
-        telemetry: Telemetry,
-        commit_every: Duration,
-    ) -> tantivy::Result<Indexer> {
-        // One indexing thread and one merge thread: memory stays bounded (a merge maps its segments).
-        let options = tantivy::indexer::IndexWriterOptions::builder()
-            .memory_budget_per_thread(WRITER_BUDGET)
-            .num_worker_threads(1)
-            .num_merge_threads(1)
-            .build();
-        let writer: IndexWriter = index.index.writer_with_options(options)?;
-        // Segments stop growing by merges at half a million lines: a merge's memory grows with its segments
-        // (fast fields are built in memory), and search speed no longer gains much past that.
-        let mut policy = tantivy::merge_policy::LogMergePolicy::default();
-        policy.set_max_docs_before_merge(MAX_MERGED_DOCS);
-        writer.set_merge_policy(Box::new(policy));
-        Ok(Indexer {
-            index,
-            writer,
-            checkpoint,
-            acks: Vec::new(),
-            dirty: false,
-            pending_times: Vec::new(),
-            telemetry,
-            commit_every,
-        })
+        Ok(Checkpoint::parse(
+            self.shared.checkpoint.load_metas()?.payload.as_deref(),
+        ))
     }
 
-    /// Indexes batches until `shutdown` (or until every sender is gone), committing every
-    /// `commit_every`; commits once more at the end.
-    pub fn run(mut self, batches: Receiver<Batch>, shutdown: tokio_util::sync::CancellationToken) {
-        let mut last_commit = Instant::now();
-        let result = loop {
-            if shutdown.is_cancelled() {
-                // What the tailer still sent is indexed, then the last commit.
-                let mut added = Ok(());
-                while let Ok(batch) = batches.try_recv() {
-                    added = added.and_then(|()| self.add(batch));
-                }
-                break added.and_then(|()| self.commit());
-            }
-            let wait = self.commit_every.saturating_sub(last_commit.elapsed());
-            match batches.recv_timeout(wait) {
-                Ok(batch) => {
-                    if let Err(e) = self.add(batch) {
-                        break Err(e);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break self.commit(),
-            }
-            if last_commit.elapsed() >= self.commit_every {
-                if let Err(e) = self.commit() {
-                    break Err(e);
-                }
-                last_commit = Instant::now();
-            }
+    /// Every partition, oldest window first.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.shared
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A query parser over `message` by default, terms joined by AND.
+    pub fn query_parser(&self) -> QueryParser {
+        let mut parser = QueryParser::new(
+            self.shared.schema.clone(),
+            vec![self.fields.message],
+            self.shared.tokenizers.clone(),
+        );
+        parser.set_conjunction_by_default();
+        parser
+    }
+
+    fn tokenizers(&self) -> TokenizerManager {
+        self.shared.tokenizers.clone()
+    }
+
+    /// Searchers of the partitions that may hold lines in `[start, end)` (nanoseconds).
+    fn searchers(&self, start: Option<i64>, end: Option<i64>) -> Vec<tantivy::Searcher> {
+        self.partitions()
+            .iter()
+            .filter(|p| p.stats().overlaps(start, end))
+            .map(|p| p.reader.searcher())
+            .collect()
+    }
+
+    /// Opens (or creates) the partition `key` and adds it to the set.
+    fn open_partition(&self, key: PartitionKey) -> tantivy::Result<Arc<Partition>> {
+        if let Some(existing) = self.partitions().into_iter().find(|p| p.key == key) {
+            return Ok(existing);
+        }
+        let partition = Arc::new(Partition::open(
+            &self.shared.partitions_dir,
+            key,
+            self.shared.schema.clone(),
+        )?);
+        self.insert(partition.clone());
+        Ok(partition)
+    }
+
+    fn insert(&self, partition: Arc<Partition>) {
+        let mut partitions = self
+            .shared
+            .partitions
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        partitions.retain(|p| p.key != partition.key);
+        partitions.push(partition);
+        partitions.sort_by_key(|p| p.key);
+    }
+
+    /// Takes a partition out of the set (searches stop using it; those under way finish on their mapped
+    /// files) and removes its directory.
+    fn drop_partition(&self, key: PartitionKey) -> std::io::Result<()> {
+        let removed = {
+            let mut partitions = self
+                .shared
+                .partitions
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            let at = partitions.iter().position(|p| p.key == key);
+            at.map(|at| partitions.remove(at))
         };
-        if let Err(e) = result {
-            // After a failed add or commit the writer cannot be trusted with the positions: indexing
-            // stops here, nothing is committed past the last good commit, the tailer waits (its queue
-            // fills), and a restart resumes from the committed positions. Loud, never silent loss.
-            tracing::error!(error = %e, "the log index failed; indexing stops until glasshouse restarts");
-            self.fail_acks(&e.to_string());
-            for batch in batches.try_iter() {
-                if let Some(ack) = batch.ack {
-                    let _ = ack.send(Err(format!("the log index failed: {e}")));
-                }
-            }
+        match removed {
+            Some(partition) => std::fs::remove_dir_all(&partition.dir),
+            None => Ok(()),
         }
-    }
-
-    fn fail_acks(&mut self, why: &str) {
-        for ack in self.acks.drain(..) {
-            let _ = ack.send(Err(format!("the log index failed: {why}")));
-        }
-    }
-
-    pub fn add(&mut self, batch: Batch) -> tantivy::Result<()> {
-        let f = self.index.fields;
-        if let Some(ack) = batch.ack {
-            self.acks.push(ack);
-        }
-        // An ack waits for the commit, which must then happen even for a batch without lines.
-        self.dirty |= !self.acks.is_empty();
-        for line in &batch.lines {
-            let mut doc = TantivyDocument::default();
-            if let Some(key) = &line.dedup_key {
-                self.writer
-                    .delete_term(tantivy::Term::from_field_text(f.dedup, key));
-                doc.add_text(f.dedup, key);
-            }
-            doc.add_i64(f.ts, line.timestamp.as_nanosecond() as i64);
-            doc.add_u64(f.seq, self.checkpoint.next_seq);
-            self.checkpoint.next_seq += 1;
-            doc.add_text(f.message, &line.message);
-            for (field, value) in [
-                (f.namespace, &line.namespace),
-                (f.pod, &line.pod),
-                (f.container, &line.container),
-                (f.node, &line.node),
-                (f.stream, &line.stream),
-                (f.level, &line.level),
-                (f.source, &line.source),
-            ] {
-                doc.add_text(field, value);
-            }
-            if !line.attributes.is_empty() {
-                doc.add_object(
-                    f.attributes,
-                    line.attributes
-                        .iter()
-                        .map(|(k, v)| (k.clone(), tantivy::schema::OwnedValue::from(v.clone())))
-                        .collect(),
-                );
-            }
-            self.writer.add_document(doc)?;
-            if self.pending_times.len() < 1024 {
-                self.pending_times.push(line.timestamp);
-            }
-        }
-        for (key, position) in batch.positions {
-            self.checkpoint.files.insert(key, position);
-        }
-        // In batch order: a later batch may hold a new file with the same device and inode.
-        for key in batch.released {
-            self.checkpoint.files.remove(&key);
-        }
-        self.dirty = true;
-        self.telemetry.lines_indexed.inc_by(batch.lines.len() as u64);
-        Ok(())
-    }
-
-    /// Commits what was added, with the positions it reaches, and reloads the reader.
-    pub fn commit(&mut self) -> tantivy::Result<()> {
-        if !self.dirty {
-            return Ok(());
-        }
-        let started = Instant::now();
-        self.checkpoint.version = 1;
-        let committed = (|| {
-            let mut prepared = self.writer.prepare_commit()?;
-            prepared.set_payload(&self.checkpoint.to_payload());
-            prepared.commit()?;
-            self.index.reader.reload()
-        })();
-        for ack in self.acks.drain(..) {
-            let _ = ack.send(committed.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        }
-        committed?;
-        self.dirty = false;
-        self.telemetry
-            .commit_duration
-            .observe(started.elapsed().as_secs_f64());
-        let now = jiff::Timestamp::now();
-        for time in self.pending_times.drain(..) {
-            let lag = now.duration_since(time).as_secs_f64();
-            self.telemetry.lag.observe(lag.max(0.0));
-        }
-        Ok(())
     }
 }
 

@@ -6,9 +6,9 @@ use std::ops::Bound;
 
 use serde::Serialize;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::IndexRecordOption;
-use tantivy::{DocId, Score, SegmentReader, TantivyDocument, Term};
+use tantivy::{DocAddress, DocId, Score, SegmentReader, TantivyDocument, Term};
 
 use super::{KEYWORDS, LogIndex, line_of};
 use crate::record::LogLine;
@@ -62,8 +62,7 @@ impl LogIndex {
     /// The query of a request, time range included (the cursor is applied apart).
     pub(super) fn query(&self, request: &SearchRequest) -> Result<Box<dyn Query>, SearchError> {
         let f = self.fields;
-        let mut parser = QueryParser::for_index(&self.index, vec![f.message]);
-        parser.set_conjunction_by_default();
+        let parser = self.query_parser();
         let parsed: Box<dyn Query> = if request.query.trim().is_empty() {
             Box::new(AllQuery)
         } else {
@@ -81,14 +80,14 @@ impl LogIndex {
         if request.start.is_none() && request.end.is_none() {
             return Ok(parsed);
         }
-        let nanos = |t: jiff::Timestamp| Term::from_field_i64(f.ts, t.as_nanosecond() as i64);
+        let term = |t: jiff::Timestamp| Term::from_field_i64(f.ts, t.as_nanosecond() as i64);
         let range = RangeQuery::new(
             request
                 .start
-                .map_or(Bound::Unbounded, |t| Bound::Included(nanos(t))),
+                .map_or(Bound::Unbounded, |t| Bound::Included(term(t))),
             request
                 .end
-                .map_or(Bound::Unbounded, |t| Bound::Excluded(nanos(t))),
+                .map_or(Bound::Unbounded, |t| Bound::Excluded(term(t))),
         );
         Ok(Box::new(BooleanQuery::new(vec![
             (Occur::Must, parsed),
@@ -105,8 +104,11 @@ impl LogIndex {
         }
         let f = self.fields;
         let query = self.query(request)?;
-        let searcher = self.reader.searcher();
-        let total = searcher.search(&query, &Count)?;
+        let searchers = self.searchers(nanos(request.start), nanos(request.end));
+        let mut total = 0;
+        for searcher in &searchers {
+            total += searcher.search(&query, &Count)?;
+        }
         let paged: Box<dyn Query> = match &request.cursor {
             None => query,
             Some(cursor) => {
@@ -159,11 +161,19 @@ impl LogIndex {
                 )
             }
         });
-        let top = searcher.search(&paged, &newest_first)?;
+        // The newest of each partition, then the newest of those.
+        let mut top: Vec<((i64, u64), usize, DocAddress)> = Vec::new();
+        for (i, searcher) in searchers.iter().enumerate() {
+            for (order, address) in searcher.search(&paged, &newest_first)? {
+                top.push((order, i, address));
+            }
+        }
+        top.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        top.truncate(request.limit);
         let mut hits = Vec::with_capacity(top.len());
         let mut last = None;
-        for (_, address) in &top {
-            let doc: TantivyDocument = searcher.doc(*address)?;
+        for (_, i, address) in &top {
+            let doc: TantivyDocument = searchers[*i].doc(*address)?;
             let (line, ts, seq) = line_of(&f, &doc);
             hits.push(line);
             last = Some((ts, seq));
@@ -217,19 +227,26 @@ impl LogIndex {
                 .map(|c| c.first_or_default_col(0));
             move |doc: DocId, _score: Score| u64::MAX - seq.as_ref().map_or(0, |c| c.get_val(doc))
         });
-        let searcher = self.reader.searcher();
         let mut out = Vec::new();
-        for (_, address) in searcher.search(&query, &oldest_first)? {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let (line, _, seq) = line_of(&f, &doc);
-            out.push((line, seq));
+        for partition in self.partitions() {
+            if partition.stats().docs == 0 || after.is_some_and(|a| partition.stats().max_seq <= a) {
+                continue;
+            }
+            let searcher = partition.reader.searcher();
+            for (_, address) in searcher.search(&query, &oldest_first)? {
+                let doc: TantivyDocument = searcher.doc(address)?;
+                let (line, _, seq) = line_of(&f, &doc);
+                out.push((line, seq));
+            }
         }
+        out.sort_unstable_by_key(|(_, seq)| *seq);
+        out.truncate(limit);
         Ok(out)
     }
 
     /// The sequence number of the newest indexed line, if any.
     pub fn newest_seq(&self) -> Option<u64> {
-        let newest = TopDocs::with_limit(1).tweak_score(move |segment: &SegmentReader| {
+        let newest_in = TopDocs::with_limit(1).tweak_score(move |segment: &SegmentReader| {
             let seq = segment
                 .fast_fields()
                 .u64("seq")
@@ -237,9 +254,25 @@ impl LogIndex {
                 .map(|c| c.first_or_default_col(0));
             move |doc: DocId, _score: Score| seq.as_ref().map_or(0, |c| c.get_val(doc))
         });
-        let top = self.reader.searcher().search(&AllQuery, &newest).ok()?;
-        top.first().map(|(seq, _)| *seq)
+        // From the partition with the highest numbers down, until no partition can hold a higher one.
+        let mut partitions = self.partitions();
+        partitions.retain(|p| p.stats().docs > 0);
+        partitions.sort_by_key(|p| std::cmp::Reverse(p.stats().max_seq));
+        let mut newest: Option<u64> = None;
+        for partition in partitions {
+            if newest.is_some_and(|n| n >= partition.stats().max_seq) {
+                break;
+            }
+            let top = partition.reader.searcher().search(&AllQuery, &newest_in).ok()?;
+            newest = newest.max(top.first().map(|(seq, _)| *seq));
+        }
+        newest
     }
+}
+
+/// A time as the index keeps it.
+pub(super) fn nanos(time: Option<jiff::Timestamp>) -> Option<i64> {
+    time.map(|t| t.as_nanosecond() as i64)
 }
 
 /// Whether `field` is one a query may name as a keyword.
