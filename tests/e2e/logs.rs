@@ -236,11 +236,20 @@ async fn host_files_from_the_config_are_searchable() {
     std::fs::write(
         &config,
         format!(
-            "apiVersion: glasshouse/v1alpha1\nlogs:\n  sources:\n  - name: app\n    paths: ['{0}/*.log']\n    exclude: ['{0}/noisy.log']\n    startAt: beginning\n",
+            "apiVersion: glasshouse/v1alpha1\nlogs:\n  sources:\n  - name: app\n    paths: ['{0}/*.log']\n    exclude: ['{0}/noisy.log']\n    startAt: beginning\n  retention: {{maxAge: 24h}}\n",
             files.path().display()
         ),
     )
     .unwrap();
+    // Three days of lines, one every 30 minutes, timed by their text: retention keeps the last day.
+    let now = jiff::Timestamp::now();
+    let history: String = (0..144)
+        .map(|n| {
+            let time = now - jiff::SignedDuration::from_mins(30 * (144 - n));
+            format!("{{\"time\":\"{time}\",\"msg\":\"history {n}\"}}\n")
+        })
+        .collect();
+    std::fs::write(files.path().join("history.log"), history).unwrap();
     std::fs::write(
         files.path().join("app.log"),
         "level=warn msg=\"cache cold\" shard=7\n",
@@ -250,7 +259,7 @@ async fn host_files_from_the_config_are_searchable() {
     let server = Server::start_with(&["--config", config.to_str().unwrap()]);
     let mut body = Value::Null;
     for _ in 0..100 {
-        (_, body) = search(&server, &[("query", "attributes.logSource:app")]).await;
+        (_, body) = search(&server, &[("query", "attributes.logSource:app AND cache")]).await;
         if body["total"] == 1 {
             break;
         }
@@ -266,10 +275,35 @@ async fn host_files_from_the_config_are_searchable() {
     let (_, noisy) = search(&server, &[("query", "never")]).await;
     assert_eq!(noisy["total"], 0, "excluded: {noisy}");
 
+    // Retention looks every 10 s and drops the hours whose newest line is older than a day: nothing
+    // newer than 23 hours goes, nothing older than 25 hours stays, and the metrics say what went.
+    let count = |body: &Value| body["total"].as_u64().unwrap_or(0);
+    let recent = (now - jiff::SignedDuration::from_hours(23)).to_string();
+    let old = (now - jiff::SignedDuration::from_hours(25)).to_string();
+    for _ in 0..300 {
+        (_, body) = search(&server, &[("query", "history"), ("end", &old)]).await;
+        if body["total"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(count(&body), 0, "older than 25 h: {body}");
+    let (_, kept) = search(&server, &[("query", "history"), ("start", &recent)]).await;
+    assert_eq!(count(&kept), 46, "the last 23 hours: {kept}");
+    let metrics = server.scrape();
+    assert!(
+        metrics.contains("glasshouse_logs_retention_dropped_lines_total{reason=\"age\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("glasshouse_logs_partition_bytes{partition="),
+        "{metrics}"
+    );
+
     // A bad source is refused at start, every problem at once.
     std::fs::write(
         &config,
-        "apiVersion: glasshouse/v1alpha1\nlogs:\n  sources:\n  - name: ''\n    paths: [relative/*.log]\n    startAt: middle\n",
+        "apiVersion: glasshouse/v1alpha1\nlogs:\n  sources:\n  - name: ''\n    paths: [relative/*.log]\n    startAt: middle\n  partition: 10s\n",
     )
     .unwrap();
     let said = crate::support::refused_start(&["--config", config.to_str().unwrap()]);
@@ -277,6 +311,7 @@ async fn host_files_from_the_config_are_searchable() {
         "name: required",
         "must be an absolute path",
         "neither beginning nor end",
+        "logs.partition: \"10s\": must be at least 1m",
     ] {
         assert!(said.contains(problem), "{problem}: {said}");
     }

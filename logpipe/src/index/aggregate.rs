@@ -163,7 +163,10 @@ impl LogIndex {
             AggContextParams::new(AggregationLimitsGuard::default(), self.tokenizers()),
         );
         let query = self.query(request)?;
-        let range = (super::search::nanos(request.start), super::search::nanos(request.end));
+        let range = (
+            super::search::nanos(request.start),
+            super::search::nanos(request.end),
+        );
         let mut counts: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
         for searcher in self.searchers(range.0, range.1) {
             let results = searcher.search(&query, &collector)?;

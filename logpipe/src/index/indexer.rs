@@ -218,8 +218,7 @@ impl Indexer {
             let mut doc = TantivyDocument::default();
             if let Some(key) = &line.dedup_key {
                 // A line delivered again replaces the earlier delivery, in the partition of its time.
-                open.writer
-                    .delete_term(Term::from_field_text(f.dedup, key));
+                open.writer.delete_term(Term::from_field_text(f.dedup, key));
                 doc.add_text(f.dedup, key);
             }
             doc.add_i64(f.ts, ts);
@@ -273,11 +272,7 @@ impl Indexer {
     fn writer_for(&mut self, ts: i64, now: i64) -> tantivy::Result<usize> {
         self.uses += 1;
         let window = PartitionKey::window_of(ts, now, self.retention.span_secs());
-        if let Some(at) = self
-            .writers
-            .iter()
-            .position(|o| o.partition.key.window == window)
-        {
+        if let Some(at) = self.writers.iter().position(|o| o.partition.key.window == window) {
             self.writers[at].used = self.uses;
             return Ok(at);
         }
@@ -531,7 +526,10 @@ mod tests {
         assert_eq!(top.iter().map(|v| v.count).collect::<Vec<_>>(), [240, 240]);
         assert_eq!(index.newest_seq(), Some(719));
         let after = index.after("", Some(700), 5).unwrap();
-        assert_eq!(after.iter().map(|(_, s)| *s).collect::<Vec<_>>(), [701, 702, 703, 704, 705]);
+        assert_eq!(
+            after.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+            [701, 702, 703, 704, 705]
+        );
         assert_eq!(index.checkpoint().unwrap().files["1:1"], position(10));
     }
 

@@ -220,11 +220,7 @@ impl LogIndex {
     }
 
     fn insert(&self, partition: Arc<Partition>) {
-        let mut partitions = self
-            .shared
-            .partitions
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut partitions = self.shared.partitions.write().unwrap_or_else(|e| e.into_inner());
         partitions.retain(|p| p.key != partition.key);
         partitions.push(partition);
         partitions.sort_by_key(|p| p.key);
@@ -234,11 +230,7 @@ impl LogIndex {
     /// files) and removes its directory.
     fn drop_partition(&self, key: PartitionKey) -> std::io::Result<()> {
         let removed = {
-            let mut partitions = self
-                .shared
-                .partitions
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut partitions = self.shared.partitions.write().unwrap_or_else(|e| e.into_inner());
             let at = partitions.iter().position(|p| p.key == key);
             at.map(|at| partitions.remove(at))
         };

@@ -36,7 +36,11 @@ impl PartitionKey {
     pub fn parse(name: &str) -> Option<PartitionKey> {
         let (start, n) = name.split_once("Z-")?;
         let start = jiff::civil::DateTime::strptime(NAME_FORMAT, start).ok()?;
-        let window = start.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp().as_second();
+        let window = start
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()?
+            .timestamp()
+            .as_second();
         Some(PartitionKey {
             window,
             n: n.parse().ok()?,
@@ -164,9 +168,15 @@ mod tests {
         assert_eq!(PartitionKey::parse("20261130T000000Z-x"), None);
         let hour = 3600;
         let t = (1_796_054_400 + 2 * hour + 59) * 1_000_000_000;
-        assert_eq!(PartitionKey::window_of(t, i64::MAX, hour), 1_796_054_400 + 2 * hour);
+        assert_eq!(
+            PartitionKey::window_of(t, i64::MAX, hour),
+            1_796_054_400 + 2 * hour
+        );
         // Ahead of now: filed under now.
-        assert_eq!(PartitionKey::window_of(t, 1_796_054_400 * 1_000_000_000, hour), 1_796_054_400);
+        assert_eq!(
+            PartitionKey::window_of(t, 1_796_054_400 * 1_000_000_000, hour),
+            1_796_054_400
+        );
         assert_eq!(PartitionKey::window_of(-5, i64::MAX, hour), 0);
     }
 }

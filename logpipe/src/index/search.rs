@@ -85,9 +85,7 @@ impl LogIndex {
             request
                 .start
                 .map_or(Bound::Unbounded, |t| Bound::Included(term(t))),
-            request
-                .end
-                .map_or(Bound::Unbounded, |t| Bound::Excluded(term(t))),
+            request.end.map_or(Bound::Unbounded, |t| Bound::Excluded(term(t))),
         );
         Ok(Box::new(BooleanQuery::new(vec![
             (Occur::Must, parsed),
@@ -168,7 +166,7 @@ impl LogIndex {
                 top.push((order, i, address));
             }
         }
-        top.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        top.sort_unstable_by_key(|hit| std::cmp::Reverse(hit.0));
         top.truncate(request.limit);
         let mut hits = Vec::with_capacity(top.len());
         let mut last = None;
