@@ -2,8 +2,8 @@
 //! after a crash reading resumes exactly after the last indexed line: nothing lost, nothing twice.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +31,14 @@ pub struct Position {
     /// `offset` is inside an over-long line already cut: its rest is dropped.
     #[serde(default)]
     pub skipping: bool,
+    /// A hash of the bytes just before `offset` (a file rewritten while the pipeline was down, past the
+    /// offset, does not match even when its first bytes do).
+    #[serde(default)]
+    pub tail: u64,
+    /// Read to its end and left behind (renamed away by rotation, or deleted): kept while the file is
+    /// still there, so that a restart does not read it again.
+    #[serde(default)]
+    pub done: bool,
 }
 
 /// The committed state of the pipeline.
@@ -61,12 +69,31 @@ pub fn key_of(meta: &std::fs::Metadata) -> FileKey {
     format!("{}:{}", meta.dev(), meta.ino())
 }
 
-/// FNV-1a over the first `len` bytes of the file at `path` (fewer when the file is shorter: then the
-/// length says so).
-pub fn fingerprint(path: &Path, len: u64) -> std::io::Result<(u64, u64)> {
-    let mut buf = Vec::with_capacity(len as usize);
-    std::fs::File::open(path)?.take(len).read_to_end(&mut buf)?;
+/// FNV-1a over the first `len` bytes of `file` (fewer when the file is shorter: then the length says
+/// so). Reads at an offset: the file's own position does not move.
+pub fn fingerprint(file: &File, len: u64) -> std::io::Result<(u64, u64)> {
+    let buf = read_at(file, 0, len)?;
     Ok((fnv(&buf), buf.len() as u64))
+}
+
+/// FNV-1a over the (up to) `len` bytes that end at `end`.
+pub fn hash_before(file: &File, end: u64, len: u64) -> std::io::Result<u64> {
+    let start = end.saturating_sub(len);
+    Ok(fnv(&read_at(file, start, end - start)?))
+}
+
+fn read_at(file: &File, at: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0; len as usize];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], at + filled as u64)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
@@ -95,6 +122,8 @@ mod tests {
                 offset: 5,
                 emitted: 6,
                 skipping: true,
+                tail: 8,
+                done: false,
             },
         );
         assert_eq!(Checkpoint::parse(Some(&c.to_payload())), c);
@@ -108,8 +137,13 @@ mod tests {
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         std::fs::write(&a, "first line\n").unwrap();
         std::fs::write(&b, "other line\n").unwrap();
+        let (a, b) = (File::open(a).unwrap(), File::open(b).unwrap());
         assert_ne!(fingerprint(&a, 256).unwrap(), fingerprint(&b, 256).unwrap());
         assert_eq!(fingerprint(&a, 256).unwrap().1, 11);
         assert_eq!(fingerprint(&a, 5).unwrap(), fingerprint(&a, 5).unwrap());
+        // "line\n" ends both.
+        assert_eq!(hash_before(&a, 11, 5).unwrap(), hash_before(&b, 11, 5).unwrap());
+        assert_ne!(hash_before(&a, 11, 11).unwrap(), hash_before(&b, 11, 11).unwrap());
+        assert_eq!(hash_before(&a, 3, 32).unwrap(), fnv(b"fir"));
     }
 }

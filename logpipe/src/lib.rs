@@ -43,6 +43,8 @@ pub struct LogPipeConfig {
     pub commit_every: Duration,
     /// Longer lines are cut (default 1 MiB).
     pub max_line: usize,
+    /// Log files held open at once (default 1024).
+    pub max_open_files: usize,
     /// Host files to follow too.
     pub logs: config::LogsConfig,
     /// Index partitions and how long they are kept.
@@ -60,6 +62,7 @@ impl LogPipeConfig {
             poll: Duration::from_millis(250),
             commit_every: Duration::from_secs(1),
             max_line: 1024 * 1024,
+            max_open_files: tailer::MAX_OPEN_FILES,
             logs: config::LogsConfig::default(),
             retention: index::Retention::default(),
             labels: tailer::PodLabels::default(),
@@ -136,6 +139,7 @@ impl LogPipeConfig {
                 node: self.node.clone(),
                 poll: self.poll,
                 max_line: self.max_line,
+                max_open: self.max_open_files,
             },
             checkpoint.files.clone(),
             tx,

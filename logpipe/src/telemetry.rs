@@ -23,7 +23,10 @@ pub struct Telemetry {
     pub bytes_read: Counter,
     pub lines_indexed: Counter,
     pub files_tracked: Gauge,
-    /// Lines changed or files re-read, by reason (`truncated_line`, `file_truncated`, `file_replaced`).
+    /// Of those, held open now (bounded by the tailer's `max_open`).
+    pub files_open: Gauge,
+    /// Lines changed or files re-read or lost, by reason (`truncated_line`, `file_truncated`,
+    /// `file_replaced`, `file_gone`).
     pub anomalies: Family<ReasonLabel, Counter>,
     pub commit_duration: Histogram,
     /// From a line's time to its commit.
@@ -40,6 +43,7 @@ impl Default for Telemetry {
             bytes_read: Counter::default(),
             lines_indexed: Counter::default(),
             files_tracked: Gauge::default(),
+            files_open: Gauge::default(),
             anomalies: Family::default(),
             commit_duration: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             lag: Histogram::new([0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0]),
@@ -68,8 +72,13 @@ impl Telemetry {
             t.files_tracked.clone(),
         );
         registry.register(
+            "glasshouse_logs_files_open",
+            "Log files held open now.",
+            t.files_open.clone(),
+        );
+        registry.register(
             "glasshouse_logs_anomalies",
-            "Lines cut and files read again, by reason.",
+            "Lines cut, files read again and files lost, by reason.",
             t.anomalies.clone(),
         );
         registry.register(
@@ -127,6 +136,14 @@ impl Telemetry {
     pub fn file_truncated(&self) {
         tracing::info!("a log file shrank: reading it again from its start");
         self.anomaly("file_truncated");
+    }
+
+    /// A file with lines not yet read is gone (rotated away twice, or deleted, while the pipeline was
+    /// down or had closed it): what it held past `offset` is lost.
+    pub fn file_gone(&self, path: &std::path::Path, offset: u64) {
+        tracing::warn!(file = %path.display(), offset,
+            "a log file is gone before it was read to its end: its lines past the offset are lost");
+        self.anomaly("file_gone");
     }
 
     pub fn file_replaced(&self) {

@@ -444,6 +444,8 @@ mod tests {
             offset,
             emitted: offset,
             skipping: false,
+            tail: 0,
+            done: false,
         }
     }
 

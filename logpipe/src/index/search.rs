@@ -364,6 +364,8 @@ mod tests {
             offset: 99,
             emitted: 99,
             skipping: false,
+            tail: 0,
+            done: false,
         };
         indexer
             .add(Batch {

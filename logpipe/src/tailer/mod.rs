@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint::{FINGERPRINT_LEN, FileKey, Position, fingerprint, key_of};
+use crate::checkpoint::{FINGERPRINT_LEN, FileKey, Position, fingerprint, hash_before, key_of};
 use crate::cri::{self, Joiner};
 use crate::record::LogLine;
 use crate::telemetry::Telemetry;
@@ -29,6 +29,12 @@ use crate::telemetry::Telemetry;
 const CHUNK: usize = 1024 * 1024;
 /// Lines per batch handed to the indexer.
 const BATCH_LINES: usize = 2000;
+/// Log files held open at once by default.
+pub const MAX_OPEN_FILES: usize = 1024;
+/// How often files read to their end are looked for (their positions go once the files are gone).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How many bytes before the read position are checked to tell a file rewritten past it.
+const TAIL_CHECK: u64 = 32;
 
 /// Host files to follow (config `logs.sources`): plain lines, not CRI.
 #[derive(Clone, Debug)]
@@ -100,6 +106,10 @@ pub struct TailerConfig {
     pub poll: Duration,
     /// Longer lines are cut here and flagged `truncated`.
     pub max_line: usize,
+    /// Files held open at once: beyond it, read-up files that were quiet longest are closed (and opened
+    /// again when they grow), and new files wait. A renamed or deleted file keeps its descriptor until
+    /// it is drained.
+    pub max_open: usize,
 }
 
 /// Lines read and the positions they reach, for the indexer to commit together.
@@ -126,7 +136,8 @@ struct Origin {
 
 struct Tracked {
     path: PathBuf,
-    file: File,
+    /// Closed while quiet when too many files are open.
+    file: Option<File>,
     origin: Origin,
     /// Where reading resumes after a restart (no half-read line before it).
     offset: u64,
@@ -143,6 +154,13 @@ struct Tracked {
     skipping: bool,
     /// How many looks in a row found this rotated file read to its end.
     drained_looks: u32,
+    /// The size the last look saw at the path (tells whether a closed file grew).
+    seen_len: u64,
+    /// A hash of the bytes just before `read_pos`: a file rewritten past it between two looks
+    /// (copytruncate, then more than was read) does not match.
+    tail: u64,
+    /// The pass it was last read in (the quietest files close first).
+    last_read: u64,
 }
 
 pub struct Tailer {
@@ -157,6 +175,13 @@ pub struct Tailer {
     /// Whether the index has committed positions before (then no file is read from its end: one that
     /// appeared while the pipeline was down is new).
     resumed: bool,
+    /// Files gone without a descriptor left to drain them: released with the next batch.
+    gone: Vec<FileKey>,
+    /// Files read to their end and left behind, while they are still there (`Position::done`).
+    done: BTreeMap<FileKey, Position>,
+    /// When the files of `done` were last looked for.
+    swept: std::time::Instant,
+    passes: u64,
 }
 
 impl Tailer {
@@ -166,6 +191,7 @@ impl Tailer {
         out: SyncSender<Batch>,
         telemetry: Telemetry,
     ) -> Tailer {
+        let (done, saved) = saved.into_iter().partition(|(_, p)| p.done);
         Tailer {
             config,
             files: HashMap::new(),
@@ -174,6 +200,10 @@ impl Tailer {
             telemetry,
             looked: false,
             resumed: false,
+            gone: Vec::new(),
+            done,
+            swept: std::time::Instant::now(),
+            passes: 0,
         }
     }
 
@@ -195,9 +225,18 @@ impl Tailer {
 
     /// One look at every file; `Err` when the indexer is gone. Returns whether data is left to read now.
     pub fn pass(&mut self) -> Result<bool, std::sync::mpsc::SendError<Batch>> {
+        self.passes += 1;
         self.discover();
-        let mut batch = Batch::default();
+        if self.passes == 1 || self.swept.elapsed() >= SWEEP_EVERY {
+            self.sweep_done();
+        }
+        let mut batch = Batch {
+            released: std::mem::take(&mut self.gone),
+            ..Batch::default()
+        };
         let mut more = false;
+        // Whether a file was read to its end and left (its position says so from now on).
+        let mut settled = false;
         // Rotated files first: their lines come before those of the file that replaced them.
         let mut keys: Vec<(bool, FileKey)> =
             self.files.iter().map(|(k, t)| (!t.rotated, k.clone())).collect();
@@ -222,6 +261,16 @@ impl Tailer {
                 more = true;
                 continue;
             }
+            if tracked.file.is_none() {
+                // Closed while quiet: opened again once it changed.
+                if tracked.seen_len == tracked.read_pos || !self.reopen(&key) {
+                    continue;
+                }
+            }
+            let Some(tracked) = self.files.get_mut(&key) else {
+                continue;
+            };
+            tracked.last_read = self.passes;
             let left = match read(tracked, &self.config, &self.telemetry, &mut batch.lines) {
                 Ok(left) => left,
                 Err(e) => {
@@ -235,14 +284,17 @@ impl Tailer {
             }
             if tracked.fingerprint_len < FINGERPRINT_LEN
                 && tracked.read_pos > tracked.fingerprint_len
-                && let Ok((fp, len)) = fingerprint(&tracked.path, FINGERPRINT_LEN)
-                && !tracked.rotated
+                && let Some(Ok((fp, len))) = tracked.file.as_ref().map(|f| fingerprint(f, FINGERPRINT_LEN))
             {
                 tracked.fingerprint = fp;
                 tracked.fingerprint_len = len;
             }
             batch.positions.push((key.clone(), position(tracked)));
-            let drained = !left && tracked.file.metadata().is_ok_and(|m| m.len() <= tracked.read_pos);
+            let drained = !left
+                && tracked
+                    .file
+                    .as_ref()
+                    .is_some_and(|f| f.metadata().is_ok_and(|m| m.len() <= tracked.read_pos));
             // Released after two looks at its end in a row: a writer that appends between its rename and
             // reopening the new file is still read.
             tracked.drained_looks = if tracked.rotated && drained {
@@ -265,8 +317,17 @@ impl Tailer {
                     line.attributes.insert("partial".into(), true.into());
                     batch.lines.push(line);
                 }
+                // Still there (renamed): remembered as read until it goes; deleted: forgotten.
+                if find_in_dir(&tracked.path, &key).is_some() {
+                    let mut done = position(tracked);
+                    done.done = true;
+                    batch.positions.push((key.clone(), done.clone()));
+                    self.done.insert(key.clone(), done);
+                    settled = true;
+                } else {
+                    batch.released.push(key.clone());
+                }
                 self.files.remove(&key);
-                batch.released.push(key.clone());
                 self.telemetry.files_tracked.dec();
             }
             if batch.lines.len() >= BATCH_LINES {
@@ -274,17 +335,86 @@ impl Tailer {
                 break;
             }
         }
-        if batch.lines.is_empty() && batch.released.is_empty() {
+        let open = self.files.values().filter(|t| t.file.is_some()).count();
+        self.telemetry.files_open.set(open as i64);
+        if batch.lines.is_empty() && batch.released.is_empty() && !settled {
             return Ok(more);
         }
         self.out.send(batch)?;
         Ok(more)
     }
 
-    /// Finds the log files now under the root; notes those whose path leads elsewhere.
+    /// Forgets the files read to their end that are gone now (a directory listing each).
+    fn sweep_done(&mut self) {
+        self.swept = std::time::Instant::now();
+        let mut present: HashMap<PathBuf, HashSet<FileKey>> = HashMap::new();
+        let mut gone = Vec::new();
+        for (key, position) in &self.done {
+            let dir = position.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+            let keys = present.entry(dir).or_insert_with_key(|dir| {
+                std::fs::read_dir(dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|e| std::fs::metadata(e.path()).ok())
+                    .map(|m| key_of(&m))
+                    .collect()
+            });
+            if !keys.contains(key) {
+                gone.push(key.clone());
+            }
+        }
+        for key in gone {
+            self.done.remove(&key);
+            self.gone.push(key);
+        }
+    }
+
+    /// Makes room for one more open file: closes the file read up that was read longest ago (never a
+    /// renamed or deleted one: it cannot be opened again by its path). False when none can close.
+    fn make_room(&mut self, keep: Option<&FileKey>) -> bool {
+        let open = self.files.values().filter(|t| t.file.is_some()).count();
+        if open < self.config.max_open {
+            return true;
+        }
+        let quietest = self
+            .files
+            .iter_mut()
+            .filter(|(k, t)| Some(*k) != keep && t.file.is_some() && !t.rotated && t.seen_len <= t.read_pos)
+            .min_by_key(|(_, t)| t.last_read);
+        match quietest {
+            Some((_, tracked)) => {
+                tracked.file = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Opens a closed file again by its path (when it is still the same file and there is room).
+    fn reopen(&mut self, key: &FileKey) -> bool {
+        if !self.make_room(Some(key)) {
+            return false;
+        }
+        let Some(tracked) = self.files.get_mut(key) else {
+            return false;
+        };
+        match File::open(&tracked.path) {
+            Ok(file) if file.metadata().is_ok_and(|m| key_of(&m) == *key) => {
+                tracked.file = Some(file);
+                true
+            }
+            // The path leads elsewhere now: the next look finds where the file went.
+            _ => false,
+        }
+    }
+
+    /// Finds the log files now under the root and the host sources; notes those whose path leads
+    /// elsewhere; at the first look, finds the files of committed positions that moved away while the
+    /// pipeline was down.
     fn discover(&mut self) {
         let mut seen: HashSet<FileKey> = HashSet::new();
-        let mut found: Vec<(PathBuf, Option<Origin>)> = log_files(&self.config.root)
+        let mut found: Vec<(PathBuf, Option<Origin>)> = log_files(&self.config.root, false)
             .into_iter()
             .map(|path| {
                 let origin = origin(&self.config.root, &path);
@@ -295,17 +425,12 @@ impl Tailer {
             for pattern in &source.include {
                 for path in glob::glob(pattern.as_str()).into_iter().flatten().flatten() {
                     if path.is_file() && !source.exclude.iter().any(|x| x.matches_path(&path)) {
-                        let origin = Origin {
-                            host: source.name.clone(),
-                            start_at_end: source.start_at_end,
-                            ..Origin::default()
-                        };
-                        found.push((path, Some(origin)));
+                        found.push((path, Some(host_origin(source))));
                     }
                 }
             }
         }
-        let first_look = !self.looked && !self.resumed;
+        let first_look = !self.looked;
         self.looked = true;
         for (path, origin) in found {
             // A stat per known file and look; a file is opened once, when it is new.
@@ -317,52 +442,52 @@ impl Tailer {
             if let Some(tracked) = self.files.get_mut(&key) {
                 tracked.path = path;
                 tracked.rotated = false;
+                tracked.seen_len = meta.len();
                 continue;
             }
             let Some(origin) = origin else {
                 continue;
             };
-            let Ok(file) = File::open(&path) else { continue };
-            // Replaced between the stat and the open: taken up at the next look.
-            if file.metadata().map(|m| key_of(&m)).ok().as_ref() != Some(&key) {
-                continue;
-            }
-            let (fp, fp_len) = fingerprint(&path, FINGERPRINT_LEN).unwrap_or((0, 0));
-            let (offset, emitted, skipping) = match self.saved.remove(&key) {
-                Some(saved)
-                    if fingerprint(&path, saved.fingerprint_len).ok()
-                        == Some((saved.fingerprint, saved.fingerprint_len)) =>
-                {
-                    (saved.offset, saved.emitted, saved.skipping)
-                }
-                Some(_) => {
-                    // The inode is another file's now (reused, or rewritten while we were down).
-                    self.telemetry.file_replaced();
-                    (0, 0, false)
-                }
-                None if first_look && origin.start_at_end => (meta.len(), meta.len(), false),
-                None => (0, 0, false),
-            };
-            tracing::debug!(file = %path.display(), offset, "following a log file");
-            self.telemetry.files_tracked.inc();
-            self.files.insert(
-                key,
-                Tracked {
-                    path,
-                    file,
-                    origin,
-                    offset,
-                    emitted,
-                    read_pos: offset,
-                    joiner: Joiner::default(),
-                    fingerprint: fp,
-                    fingerprint_len: fp_len,
-                    rotated: false,
-                    skipping,
-                    drained_looks: 0,
-                },
-            );
+            let read_from_end = first_look && !self.resumed && origin.start_at_end;
+            self.follow(key, path, origin, read_from_end);
         }
+        if first_look {
+            // Containers' rotated files (`0.log.<time>`) not read to their end: renamed while the
+            // pipeline was down, or even written and renamed while it was down. Drained, then left.
+            for path in log_files(&self.config.root, true) {
+                let (Ok(meta), Some(origin)) = (std::fs::metadata(&path), origin(&self.config.root, &path))
+                else {
+                    continue;
+                };
+                let key = key_of(&meta);
+                if self.files.contains_key(&key) {
+                    continue;
+                }
+                self.follow(key.clone(), path, origin, false);
+                if let Some(tracked) = self.files.get_mut(&key) {
+                    tracked.rotated = true;
+                }
+            }
+            // Committed positions whose files are not where they were: renamed beside it (rotated while
+            // the pipeline was down) they are drained; gone, what they still held is lost, and counted.
+            for (key, saved) in std::mem::take(&mut self.saved) {
+                let origin = self.origin_of(&saved.path);
+                match (find_in_dir(&saved.path, &key), origin) {
+                    (Some(path), Some(origin)) => {
+                        self.saved.insert(key.clone(), saved);
+                        self.follow(key.clone(), path, origin, false);
+                        if let Some(tracked) = self.files.get_mut(&key) {
+                            tracked.rotated = true;
+                        }
+                    }
+                    _ => {
+                        self.telemetry.file_gone(&saved.path, saved.offset);
+                        self.gone.push(key);
+                    }
+                }
+            }
+        }
+        let mut gone = Vec::new();
         for (key, tracked) in &mut self.files {
             // Not found this time: rotated only if its path is gone or is another file now (a listing
             // that failed once must not release a live file, to be read again from 0 later).
@@ -370,27 +495,151 @@ impl Tailer {
                 Ok(meta) => key_of(&meta) != *key,
                 Err(e) => e.kind() == std::io::ErrorKind::NotFound,
             };
-            if !seen.contains(key) && elsewhere {
-                tracked.rotated = true;
+            if seen.contains(key) || !elsewhere {
+                continue;
+            }
+            tracked.rotated = true;
+            if tracked.file.is_none() {
+                // Closed while quiet and moved since: found beside its old path, or gone.
+                match find_in_dir(&tracked.path, key).and_then(|p| File::open(&p).ok().map(|f| (p, f))) {
+                    Some((path, file)) => {
+                        tracked.path = path;
+                        tracked.seen_len = file.metadata().map_or(tracked.seen_len, |m| m.len());
+                        tracked.file = Some(file);
+                    }
+                    None => {
+                        if tracked.seen_len > tracked.read_pos {
+                            self.telemetry.file_gone(&tracked.path, tracked.read_pos);
+                        }
+                        gone.push(key.clone());
+                    }
+                }
             }
         }
+        for key in gone {
+            self.files.remove(&key);
+            self.telemetry.files_tracked.dec();
+            self.gone.push(key);
+        }
+    }
+
+    /// Where lines of a file at `path` come from, by the root or the host source it falls under.
+    fn origin_of(&self, path: &Path) -> Option<Origin> {
+        if path.starts_with(&self.config.root) {
+            return origin(&self.config.root, path);
+        }
+        self.config
+            .hosts
+            .iter()
+            .find(|source| source.include.iter().any(|p| p.matches_path(path)))
+            .map(host_origin)
+    }
+
+    /// Starts following a file found at `path`: from its committed position when it has one (and is
+    /// still the same file), else from its start (or its end).
+    fn follow(&mut self, key: FileKey, path: PathBuf, origin: Origin, read_from_end: bool) {
+        if !self.make_room(None) {
+            // Too many open files: it waits for the next look.
+            return;
+        }
+        let Ok(file) = File::open(&path) else { return };
+        // Replaced between the stat and the open: taken up at the next look.
+        let Ok(meta) = file.metadata() else { return };
+        if key_of(&meta) != key {
+            return;
+        }
+        let (fp, fp_len) = fingerprint(&file, FINGERPRINT_LEN).unwrap_or((0, 0));
+        if let Some(done) = self.done.get(&key) {
+            if fingerprint(&file, done.fingerprint_len).ok() == Some((done.fingerprint, done.fingerprint_len))
+            {
+                // Read to its end before.
+                return;
+            }
+            self.done.remove(&key);
+        }
+        let (offset, emitted, skipping) = match self.saved.remove(&key) {
+            Some(saved)
+                if fingerprint(&file, saved.fingerprint_len).ok()
+                    == Some((saved.fingerprint, saved.fingerprint_len))
+                    && meta.len() >= saved.offset
+                    && hash_before(&file, saved.offset, TAIL_CHECK).ok() == Some(saved.tail) =>
+            {
+                (saved.offset, saved.emitted, saved.skipping)
+            }
+            Some(_) => {
+                // The inode is another file's now (reused, or rewritten while we were down).
+                self.telemetry.file_replaced();
+                (0, 0, false)
+            }
+            None if read_from_end => (meta.len(), meta.len(), false),
+            None => (0, 0, false),
+        };
+        let tail = hash_before(&file, offset, TAIL_CHECK).unwrap_or(0);
+        tracing::debug!(file = %path.display(), offset, "following a log file");
+        self.telemetry.files_tracked.inc();
+        self.files.insert(
+            key,
+            Tracked {
+                path,
+                file: Some(file),
+                origin,
+                offset,
+                emitted,
+                read_pos: offset,
+                joiner: Joiner::default(),
+                fingerprint: fp,
+                fingerprint_len: fp_len,
+                rotated: false,
+                skipping,
+                drained_looks: 0,
+                seen_len: meta.len(),
+                tail,
+                last_read: self.passes,
+            },
+        );
     }
 }
 
+fn host_origin(source: &HostSource) -> Origin {
+    Origin {
+        host: source.name.clone(),
+        start_at_end: source.start_at_end,
+        ..Origin::default()
+    }
+}
+
+/// The file with key `key` in the directory of `path` (where rotation renames a file to), if any.
+fn find_in_dir(path: &Path, key: &FileKey) -> Option<PathBuf> {
+    let dir = path.parent()?;
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && key_of(&m) == *key))
+}
+
 fn position(tracked: &Tracked) -> Position {
+    let tail = tracked
+        .file
+        .as_ref()
+        .and_then(|f| hash_before(f, tracked.offset, TAIL_CHECK).ok())
+        .unwrap_or(0);
     Position {
+        tail,
         path: tracked.path.clone(),
         fingerprint: tracked.fingerprint,
         fingerprint_len: tracked.fingerprint_len,
         offset: tracked.offset,
         emitted: tracked.emitted,
         skipping: tracked.skipping,
+        done: false,
     }
 }
 
-/// The live log files: `<root>/<ns>_<pod>_<uid>/<container>/<n>.log` (rotated ones are followed
-/// through their open descriptors, not found again by name).
-fn log_files(root: &Path) -> Vec<PathBuf> {
+/// The live log files, `<root>/<ns>_<pod>_<uid>/<container>/<n>.log` (rotated ones are followed
+/// through their open descriptors, not found again by name); or, with `rotated`, the rotated ones
+/// (`<n>.log.<time>`, compressed ones left out).
+fn log_files(root: &Path, rotated: bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for pod in std::fs::read_dir(root).into_iter().flatten().flatten() {
         for container in std::fs::read_dir(pod.path()).into_iter().flatten().flatten() {
@@ -400,7 +649,13 @@ fn log_files(root: &Path) -> Vec<PathBuf> {
                 .flatten()
             {
                 let path = file.path();
-                if path.extension().is_some_and(|e| e == "log") {
+                let name = file.file_name().to_string_lossy().into_owned();
+                let wanted = if rotated {
+                    name.contains(".log.") && !name.ends_with(".gz")
+                } else {
+                    name.ends_with(".log")
+                };
+                if wanted {
                     out.push(path);
                 }
             }
@@ -433,9 +688,18 @@ fn read(
     telemetry: &Telemetry,
     lines: &mut Vec<LogLine>,
 ) -> std::io::Result<bool> {
-    let len = tracked.file.metadata()?.len();
-    if len < tracked.read_pos {
-        // Truncated in place (copytruncate, or truncate and rewrite): everything is new again.
+    let Some(file) = tracked.file.as_mut() else {
+        return Ok(false);
+    };
+    let len = file.metadata()?.len();
+    tracked.seen_len = len;
+    // Truncated in place (copytruncate, or truncate and rewrite), even when rewritten past where
+    // reading was between two looks: everything is new again.
+    let rewritten = len < tracked.read_pos
+        || (len > tracked.read_pos
+            && tracked.read_pos > 0
+            && hash_before(file, tracked.read_pos, TAIL_CHECK)? != tracked.tail);
+    if rewritten {
         telemetry.file_truncated();
         tracked.read_pos = 0;
         tracked.offset = 0;
@@ -446,12 +710,12 @@ fn read(
     if len == tracked.read_pos {
         return Ok(false);
     }
-    tracked.file.seek(SeekFrom::Start(tracked.read_pos))?;
+    file.seek(SeekFrom::Start(tracked.read_pos))?;
     let want = (len - tracked.read_pos).min(CHUNK as u64) as usize;
     let mut buf = vec![0u8; want];
     let mut filled = 0;
     while filled < want {
-        match tracked.file.read(&mut buf[filled..])? {
+        match file.read(&mut buf[filled..])? {
             0 => break,
             n => filled += n,
         }
@@ -527,6 +791,9 @@ fn read(
         tracked.emitted = tracked.emitted.max(record_end);
         tracked.offset = record_end;
         tracked.read_pos = record_end;
+    }
+    if let Some(file) = &tracked.file {
+        tracked.tail = hash_before(file, tracked.read_pos, TAIL_CHECK)?;
     }
     Ok(tracked.read_pos < len)
 }

@@ -92,6 +92,7 @@ fn tailer(root: &Path, saved: BTreeMap<FileKey, Position>) -> (Tailer, Receiver<
         node: "n".into(),
         poll: Duration::from_millis(10),
         max_line: 1024,
+        max_open: MAX_OPEN_FILES,
     };
     (Tailer::new(config, saved, tx, Telemetry::default()), rx)
 }
@@ -110,7 +111,144 @@ fn rename_rotation_is_drained_then_followed() {
     let mut sorted = rig.seen.clone();
     sorted.sort();
     assert_eq!(sorted, rig.seen, "in order");
-    assert_eq!(rig.positions.len(), 1, "the rotated file was released");
+    assert_eq!(rig.positions.len(), 2);
+    let rotated = rig.positions.values().filter(|p| p.done).count();
+    assert_eq!(
+        rotated, 1,
+        "the rotated file is read to its end: {:?}",
+        rig.positions
+    );
+    // Once it is gone, its position goes too.
+    std::fs::remove_file(rig.file.with_extension("log.20260101-000000")).unwrap();
+    rig.tailer.sweep_done();
+    rig.drain();
+    assert_eq!(rig.positions.len(), 1, "{:?}", rig.positions);
+}
+
+impl Rig {
+    /// A new tailer from the positions so far, as after a restart.
+    fn restart(&mut self) {
+        let (tailer, rx) = tailer(&self.root, self.positions.clone());
+        self.tailer = tailer.resumed(true);
+        self.rx = rx;
+    }
+
+    fn rotate(&self, suffix: &str) {
+        std::fs::rename(&self.file, self.file.with_extension(format!("log.{suffix}"))).unwrap();
+    }
+}
+
+#[test]
+fn a_restart_after_two_rotations_while_down_reads_every_line_once() {
+    let mut rig = Rig::new();
+    rig.append(0..10);
+    rig.drain();
+    // Down: more lines, a rotation, lines in a new file, another rotation, more lines.
+    rig.append(10..20);
+    rig.rotate("20260101-000001");
+    rig.append(20..30);
+    rig.rotate("20260101-000002");
+    rig.append(30..40);
+    rig.restart();
+    rig.drain();
+    rig.drain();
+    assert_eq!(rig.verify(40), (vec![], vec![]));
+    // Again, with nothing new: the rotated files are known to be read.
+    rig.restart();
+    rig.drain();
+    rig.drain();
+    assert_eq!(rig.verify(40), (vec![], vec![]));
+    assert_eq!(rig.positions.values().filter(|p| p.done).count(), 2);
+}
+
+#[test]
+fn a_file_rotated_and_deleted_while_down_is_counted_lost() {
+    let mut rig = Rig::new();
+    rig.append(0..10);
+    rig.drain();
+    rig.append(10..20);
+    rig.rotate("20260101-000001");
+    rig.append(20..30);
+    std::fs::remove_file(rig.file.with_extension("log.20260101-000001")).unwrap();
+    rig.restart();
+    rig.drain();
+    assert_eq!(rig.verify(30), ((10..20).collect(), vec![]));
+    let gone = rig
+        .tailer
+        .telemetry
+        .anomalies
+        .get_or_create(&crate::telemetry::ReasonLabel { reason: "file_gone" })
+        .get();
+    assert_eq!(gone, 1);
+    assert_eq!(rig.positions.len(), 1, "the gone file's position is dropped");
+}
+
+#[test]
+fn a_file_rewritten_past_the_read_position_between_looks_is_read_from_its_start() {
+    let mut rig = Rig::new();
+    rig.append(0..10);
+    rig.drain();
+    // copytruncate, and the writer goes on past where reading was before the next look.
+    std::fs::write(&rig.file, "").unwrap();
+    rig.append(10..40);
+    rig.drain();
+    assert_eq!(rig.verify(40), (vec![], vec![]));
+}
+
+#[test]
+fn open_files_stay_under_the_bound_and_quiet_ones_open_again_when_they_grow() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pods");
+    let (tx, rx) = sync_channel(64);
+    let config = TailerConfig {
+        root: root.clone(),
+        hosts: Vec::new(),
+        labels: PodLabels::default(),
+        node: "n".into(),
+        poll: Duration::from_millis(10),
+        max_line: 1024,
+        max_open: 8,
+    };
+    let mut tailer = Tailer::new(config, BTreeMap::new(), tx, Telemetry::default());
+    let files: Vec<PathBuf> = (0..40)
+        .map(|i| root.join(format!("ns_pod{i}_uid/c/0.log")))
+        .collect();
+    let write = |range: std::ops::Range<usize>| {
+        for (i, file) in files.iter().enumerate() {
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(file)
+                .unwrap();
+            for n in range.clone() {
+                f.write_all(cri(i * 1000 + n).as_bytes()).unwrap();
+            }
+        }
+    };
+    let mut seen = Vec::new();
+    let mut drain = |tailer: &mut Tailer| {
+        for _ in 0..50 {
+            tailer.pass().unwrap();
+            assert!(tailer.telemetry.files_open.get() <= 8);
+            while let Ok(batch) = rx.try_recv() {
+                seen.extend(batch.lines.into_iter().map(|l| l.message));
+            }
+        }
+    };
+    write(0..5);
+    drain(&mut tailer);
+    write(5..10);
+    // One of the closed files is renamed (rotated) with lines in it nobody read yet.
+    let quiet = files[0].clone();
+    std::fs::rename(&quiet, quiet.with_extension("log.20260101-000000")).unwrap();
+    drain(&mut tailer);
+    let mut expected: Vec<String> = (0..40)
+        .flat_map(|i| (0..10).map(move |n| format!("line {}", i * 1000 + n)))
+        .collect();
+    expected.sort();
+    seen.sort();
+    assert_eq!(seen, expected);
 }
 
 #[test]
@@ -207,6 +345,7 @@ fn host_files_by_glob_with_excludes_and_a_start_position() {
         node: "n".into(),
         poll: Duration::from_millis(10),
         max_line: 1024,
+        max_open: MAX_OPEN_FILES,
     };
     let mut tailer = Tailer::new(config, BTreeMap::new(), tx, Telemetry::default());
     tailer.pass().unwrap();
@@ -248,6 +387,7 @@ fn host_tailer(dir: &Path, max_line: usize) -> (Tailer, Receiver<Batch>) {
         node: "n".into(),
         poll: Duration::from_millis(10),
         max_line,
+        max_open: MAX_OPEN_FILES,
     };
     (Tailer::new(config, BTreeMap::new(), tx, Telemetry::default()), rx)
 }
