@@ -25,6 +25,8 @@ pub struct Telemetry {
     pub files_tracked: Gauge,
     /// Of those, held open now (bounded by the tailer's `max_open`).
     pub files_open: Gauge,
+    /// 1 while inotify wakes the tailer, 0 when it polls alone.
+    pub watching: Gauge,
     /// Lines changed or files re-read or lost, by reason (`truncated_line`, `file_truncated`,
     /// `file_replaced`, `file_gone`).
     pub anomalies: Family<ReasonLabel, Counter>,
@@ -44,6 +46,7 @@ impl Default for Telemetry {
             lines_indexed: Counter::default(),
             files_tracked: Gauge::default(),
             files_open: Gauge::default(),
+            watching: Gauge::default(),
             anomalies: Family::default(),
             commit_duration: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             lag: Histogram::new([0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0]),
@@ -75,6 +78,11 @@ impl Telemetry {
             "glasshouse_logs_files_open",
             "Log files held open now.",
             t.files_open.clone(),
+        );
+        registry.register(
+            "glasshouse_logs_inotify",
+            "1 while inotify wakes the log tailer, 0 when it polls alone.",
+            t.watching.clone(),
         );
         registry.register(
             "glasshouse_logs_anomalies",

@@ -1,13 +1,16 @@
 //! The tailer: finds the container log files under the node's `pods/` directory as pods come and go,
-//! follows each from its committed position, joins CRI partial records, and hands lines to the indexer in
-//! batches together with the positions they reach. It polls (every 250 ms by default); inotify comes with
-//! a later slice.
+//! and the host files of the configured globs, follows each from its committed position, joins CRI
+//! partial records, and hands lines to the indexer in batches together with the positions they reach.
+//! inotify (`watch`) wakes it when a watched directory changes; a look at every file once a second
+//! (every `poll`, 250 ms by default, without inotify) is the backstop.
 //!
-//! Files are known by device and inode, checked against a fingerprint of their first bytes when a
-//! position is taken up again. Rotation by rename (the runtime renames `0.log` and opens a new one) is
-//! followed by draining the old file to its end through the descriptor still open, then releasing it; a
-//! file deleted while open is drained the same way; a file that shrinks (copytruncate, truncate and
-//! rewrite) is read again from its start.
+//! Files are known by device and inode, checked against a fingerprint of their first bytes and a hash
+//! of the bytes before the read position. Rotation by rename (the runtime renames `0.log` and opens a
+//! new one) is followed by draining the old file to its end through the descriptor still open, then
+//! leaving it (remembered as read while it exists, so a restart does not read it again); a file deleted
+//! while open is drained the same way; a file that shrinks or is rewritten (copytruncate, truncate and
+//! rewrite) is read again from its start. After a restart, rotated files not read to their end are found
+//! beside their old path; one that is gone is counted lost. At most `max_open` files are held open.
 //!
 //! The tailer blocks when the indexer falls behind (a bounded channel): it waits, it never drops.
 
@@ -31,6 +34,8 @@ const CHUNK: usize = 1024 * 1024;
 const BATCH_LINES: usize = 2000;
 /// Log files held open at once by default.
 pub const MAX_OPEN_FILES: usize = 1024;
+/// With inotify, how often every file is looked at even when nothing said it changed.
+const RESCAN: Duration = Duration::from_secs(1);
 /// How often files read to their end are looked for (their positions go once the files are gone).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How many bytes before the read position are checked to tell a file rewritten past it.
@@ -215,9 +220,25 @@ impl Tailer {
 
     /// Follows the files until `shutdown`; returns when the indexer is gone too.
     pub fn run(mut self, shutdown: CancellationToken) {
+        let _ = std::fs::create_dir_all(&self.config.root);
+        let mut dirs = vec![(self.config.root.clone(), true)];
+        for source in &self.config.hosts {
+            dirs.extend(source.include.iter().map(|p| watch::glob_base(p.as_str())));
+        }
+        let wakeup = watch::Wakeup::start(&dirs);
+        self.telemetry.watching.set(i64::from(wakeup.active()));
         while !shutdown.is_cancelled() {
+            let started = std::time::Instant::now();
             let Ok(more) = self.pass() else { return };
-            if !more {
+            if more {
+                continue;
+            }
+            if wakeup.active() {
+                // Until something changes (a look a second at most): then no sooner than `poll` after
+                // the last look, so that a busy writer does not make looks back to back.
+                wakeup.wait(RESCAN);
+                std::thread::sleep(self.config.poll.saturating_sub(started.elapsed()));
+            } else {
                 std::thread::sleep(self.config.poll);
             }
         }
@@ -863,3 +884,4 @@ fn to_line(
 
 #[cfg(test)]
 mod tests;
+pub mod watch;
