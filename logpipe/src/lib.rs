@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod cri;
 pub mod index;
+pub mod multiline;
 pub mod parse;
 pub mod record;
 pub mod tailer;
@@ -135,6 +136,7 @@ impl LogPipeConfig {
             TailerConfig {
                 root: self.pods_dir.clone(),
                 hosts: self.logs.host_sources(),
+                containers: self.logs.container_rules(),
                 labels: self.labels.clone(),
                 node: self.node.clone(),
                 poll: self.poll,

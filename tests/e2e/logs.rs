@@ -236,7 +236,7 @@ async fn host_files_from_the_config_are_searchable() {
     std::fs::write(
         &config,
         format!(
-            "apiVersion: glasshouse/v1alpha1\nlogs:\n  sources:\n  - name: app\n    paths: ['{0}/*.log']\n    exclude: ['{0}/noisy.log']\n    startAt: beginning\n  retention: {{maxAge: 24h}}\n",
+            "apiVersion: glasshouse/v1alpha1\nlogs:\n  sources:\n  - name: app\n    paths: ['{0}/*.log']\n    exclude: ['{0}/noisy.log']\n    startAt: beginning\n  - name: traces\n    paths: ['{0}/traces/*.log']\n    startAt: beginning\n    multiline: {{start: '^\\d', timeout: 200ms}}\n  retention: {{maxAge: 24h}}\n",
             files.path().display()
         ),
     )
@@ -256,6 +256,12 @@ async fn host_files_from_the_config_are_searchable() {
     )
     .unwrap();
     std::fs::write(files.path().join("noisy.log"), "never indexed\n").unwrap();
+    std::fs::create_dir(files.path().join("traces")).unwrap();
+    std::fs::write(
+        files.path().join("traces/app.log"),
+        "1 request failed: boom\n  at handler (app.js:10)\n  at server (app.js:99)\n2 next request\n",
+    )
+    .unwrap();
     let server = Server::start_with(&["--config", config.to_str().unwrap()]);
     let mut body = Value::Null;
     for _ in 0..100 {
@@ -274,6 +280,28 @@ async fn host_files_from_the_config_are_searchable() {
     assert_eq!(hit["attributes"]["shard"], "7");
     let (_, noisy) = search(&server, &[("query", "never")]).await;
     assert_eq!(noisy["total"], 0, "excluded: {noisy}");
+    // A stack trace is one line with its frames; the last record goes out after the timeout.
+    for _ in 0..100 {
+        (_, body) = search(&server, &[("query", "attributes.logSource:traces")]).await;
+        if body["total"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let traces: Vec<&str> = body["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["message"].as_str())
+        .collect();
+    assert_eq!(
+        traces,
+        [
+            "2 next request",
+            "1 request failed: boom\n  at handler (app.js:10)\n  at server (app.js:99)"
+        ],
+        "{body}"
+    );
 
     // Retention looks every 10 s and drops the hours whose newest line is older than a day: nothing
     // newer than 23 hours goes, nothing older than 25 hours stays, and the metrics say what went.

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{FINGERPRINT_LEN, FileKey, Position, fingerprint, hash_before, key_of};
 use crate::cri::{self, Joiner};
+use crate::multiline::{MultilineRule, Pending};
 use crate::record::LogLine;
 use crate::telemetry::Telemetry;
 
@@ -50,6 +52,25 @@ pub struct HostSource {
     /// Files present when the pipeline first starts are read from their end (files that appear later,
     /// and files with a committed position, are read from where they should be).
     pub start_at_end: bool,
+    pub multiline: Option<Arc<MultilineRule>>,
+}
+
+/// A multiline rule for the containers it names (globs; `None` for any).
+#[derive(Clone, Debug)]
+pub struct ContainerMultiline {
+    pub namespace: Option<glob::Pattern>,
+    pub pod: Option<glob::Pattern>,
+    pub container: Option<glob::Pattern>,
+    pub rule: Arc<MultilineRule>,
+}
+
+impl ContainerMultiline {
+    fn matches(&self, origin: &Origin) -> bool {
+        let fits = |p: &Option<glob::Pattern>, v: &str| p.as_ref().is_none_or(|p| p.matches(v));
+        fits(&self.namespace, &origin.namespace)
+            && fits(&self.pod, &origin.pod)
+            && fits(&self.container, &origin.container)
+    }
 }
 
 /// The labels of a pod by namespace and name, supplied by the process (the log pipeline does not talk
@@ -111,6 +132,8 @@ pub struct TailerConfig {
     pub poll: Duration,
     /// Longer lines are cut here and flagged `truncated`.
     pub max_line: usize,
+    /// Multiline joining for containers' logs (the first rule that matches).
+    pub containers: Vec<ContainerMultiline>,
     /// Files held open at once: beyond it, read-up files that were quiet longest are closed (and opened
     /// again when they grow), and new files wait. A renamed or deleted file keeps its descriptor until
     /// it is drained.
@@ -166,6 +189,11 @@ struct Tracked {
     tail: u64,
     /// The pass it was last read in (the quietest files close first).
     last_read: u64,
+    /// Where the last whole line (CRI records joined) ends: `offset` unless a multiline record is open.
+    line_start: u64,
+    multiline: Option<Arc<MultilineRule>>,
+    /// The multiline record being joined.
+    pending: Option<Pending>,
 }
 
 pub struct Tailer {
@@ -273,6 +301,13 @@ impl Tailer {
             if hold_containers && tracked.origin.host.is_empty() {
                 continue;
             }
+            // A multiline record that waited long enough for more goes out.
+            if let (Some(pending), Some(rule)) = (&tracked.pending, &tracked.multiline)
+                && pending.since.elapsed() >= rule.timeout
+            {
+                flush(tracked, &self.config, &self.telemetry, &mut batch.lines);
+                batch.positions.push((key.clone(), position(tracked)));
+            }
             let container = (
                 tracked.origin.namespace.clone(),
                 tracked.origin.pod.clone(),
@@ -324,6 +359,7 @@ impl Tailer {
                 0
             };
             if tracked.drained_looks >= 2 {
+                flush(tracked, &self.config, &self.telemetry, &mut batch.lines);
                 // A partial line left at the end of a rotated file goes out as it is.
                 for (time, text, truncated, stream) in tracked.joiner.take_pending() {
                     let mut line = to_line(
@@ -401,7 +437,13 @@ impl Tailer {
         let quietest = self
             .files
             .iter_mut()
-            .filter(|(k, t)| Some(*k) != keep && t.file.is_some() && !t.rotated && t.seen_len <= t.read_pos)
+            .filter(|(k, t)| {
+                Some(*k) != keep
+                    && t.file.is_some()
+                    && !t.rotated
+                    && t.pending.is_none()
+                    && t.seen_len <= t.read_pos
+            })
             .min_by_key(|(_, t)| t.last_read);
         match quietest {
             Some((_, tracked)) => {
@@ -596,6 +638,19 @@ impl Tailer {
             None => (0, 0, false),
         };
         let tail = hash_before(&file, offset, TAIL_CHECK).unwrap_or(0);
+        let multiline = if origin.host.is_empty() {
+            self.config
+                .containers
+                .iter()
+                .find(|c| c.matches(&origin))
+                .map(|c| c.rule.clone())
+        } else {
+            self.config
+                .hosts
+                .iter()
+                .find(|h| h.name == origin.host)
+                .and_then(|h| h.multiline.clone())
+        };
         tracing::debug!(file = %path.display(), offset, "following a log file");
         self.telemetry.files_tracked.inc();
         self.files.insert(
@@ -616,6 +671,9 @@ impl Tailer {
                 seen_len: meta.len(),
                 tail,
                 last_read: self.passes,
+                line_start: offset,
+                multiline,
+                pending: None,
             },
         );
     }
@@ -724,8 +782,10 @@ fn read(
         telemetry.file_truncated();
         tracked.read_pos = 0;
         tracked.offset = 0;
+        tracked.line_start = 0;
         tracked.emitted = 0;
         tracked.joiner = Joiner::default();
+        tracked.pending = None;
         tracked.skipping = false;
     }
     if len == tracked.read_pos {
@@ -754,10 +814,11 @@ fn read(
             // The end of a line cut before: dropped.
             tracked.skipping = false;
             if !tracked.joiner.pending() {
-                tracked.offset = record_end;
+                tracked.line_start = record_end;
             }
             tracked.emitted = tracked.emitted.max(record_end);
             tracked.read_pos = record_end;
+            settle(tracked);
             continue;
         }
         let record = if tracked.origin.host.is_empty() {
@@ -781,22 +842,41 @@ fn read(
                 ))
             }
         };
-        if let Some((time, text, truncated, stream)) = line {
-            if record_end > tracked.emitted {
-                lines.push(to_line(tracked, config, time, text, truncated, stream, telemetry));
+        if let Some((time, text, truncated, stream)) = line
+            && record_end > tracked.emitted
+        {
+            let stream = match stream {
+                "stdout" => "stdout",
+                "stderr" => "stderr",
+                _ => "",
+            };
+            match (&tracked.multiline, &mut tracked.pending) {
+                (Some(rule), Some(pending)) if !pending.ends_before(rule, &text, stream) => {
+                    pending.push(&text, truncated, record_end, config.max_line);
+                }
+                (Some(_), _) => {
+                    flush(tracked, config, telemetry, lines);
+                    let start = tracked.line_start;
+                    tracked.pending = Some(Pending::new(time, text, truncated, stream, start, record_end));
+                }
+                (None, _) => {
+                    lines.push(to_line(tracked, config, time, text, truncated, stream, telemetry));
+                    tracked.emitted = record_end;
+                }
             }
-            tracked.emitted = tracked.emitted.max(record_end);
         }
         if !tracked.joiner.pending() {
-            tracked.offset = record_end;
+            tracked.line_start = record_end;
         }
         tracked.read_pos = record_end;
+        settle(tracked);
     }
     if start == 0 && filled == CHUNK {
         // A chunk without a newline: not CRI; its start is cut as a line of its own and the rest of
         // that line, however long, is dropped.
         let record_end = base + filled as u64;
         let skipped = std::mem::replace(&mut tracked.skipping, true);
+        flush(tracked, config, telemetry, lines);
         if record_end > tracked.emitted && !skipped {
             let text = buf[..config.max_line.min(filled)].to_vec();
             lines.push(to_line(
@@ -810,13 +890,41 @@ fn read(
             ));
         }
         tracked.emitted = tracked.emitted.max(record_end);
-        tracked.offset = record_end;
+        tracked.line_start = record_end;
         tracked.read_pos = record_end;
+        settle(tracked);
     }
     if let Some(file) = &tracked.file {
         tracked.tail = hash_before(file, tracked.read_pos, TAIL_CHECK)?;
     }
     Ok(tracked.read_pos < len)
+}
+
+/// Where reading resumes after a restart: the start of the multiline record being joined, else the end
+/// of the last whole line.
+fn settle(tracked: &mut Tracked) {
+    tracked.offset = tracked.pending.as_ref().map_or(tracked.line_start, |p| p.start);
+}
+
+/// Sends out the multiline record being joined, if any.
+fn flush(tracked: &mut Tracked, config: &TailerConfig, telemetry: &Telemetry, lines: &mut Vec<LogLine>) {
+    if let Some(pending) = tracked.pending.take() {
+        let mut line = to_line(
+            tracked,
+            config,
+            pending.time,
+            pending.text,
+            pending.truncated,
+            pending.stream,
+            telemetry,
+        );
+        if pending.lines > 1 {
+            line.attributes.insert("lines".into(), pending.lines.into());
+        }
+        lines.push(line);
+        tracked.emitted = tracked.emitted.max(pending.end);
+    }
+    settle(tracked);
 }
 
 fn to_line(

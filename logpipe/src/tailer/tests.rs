@@ -6,6 +6,7 @@ use std::io::Write;
 use std::sync::mpsc::{Receiver, sync_channel};
 
 use super::*;
+use crate::multiline::MultilineRule;
 
 fn cri(n: usize) -> String {
     format!("2026-01-01T00:00:00.{n:09}Z stdout F line {n}\n")
@@ -93,6 +94,7 @@ fn tailer(root: &Path, saved: BTreeMap<FileKey, Position>) -> (Tailer, Receiver<
         poll: Duration::from_millis(10),
         max_line: 1024,
         max_open: MAX_OPEN_FILES,
+        containers: Vec::new(),
     };
     (Tailer::new(config, saved, tx, Telemetry::default()), rx)
 }
@@ -208,6 +210,7 @@ fn open_files_stay_under_the_bound_and_quiet_ones_open_again_when_they_grow() {
         poll: Duration::from_millis(10),
         max_line: 1024,
         max_open: 8,
+        containers: Vec::new(),
     };
     let mut tailer = Tailer::new(config, BTreeMap::new(), tx, Telemetry::default());
     let files: Vec<PathBuf> = (0..40)
@@ -341,11 +344,13 @@ fn host_files_by_glob_with_excludes_and_a_start_position() {
             include: vec![glob::Pattern::new(&format!("{}/*.log", logs.display())).unwrap()],
             exclude: vec![glob::Pattern::new("**/debug.log").unwrap()],
             start_at_end: true,
+            multiline: None,
         }],
         node: "n".into(),
         poll: Duration::from_millis(10),
         max_line: 1024,
         max_open: MAX_OPEN_FILES,
+        containers: Vec::new(),
     };
     let mut tailer = Tailer::new(config, BTreeMap::new(), tx, Telemetry::default());
     tailer.pass().unwrap();
@@ -383,11 +388,13 @@ fn host_tailer(dir: &Path, max_line: usize) -> (Tailer, Receiver<Batch>) {
             include: vec![glob::Pattern::new(&format!("{}/*.log", dir.display())).unwrap()],
             exclude: vec![],
             start_at_end: false,
+            multiline: None,
         }],
         node: "n".into(),
         poll: Duration::from_millis(10),
         max_line,
         max_open: MAX_OPEN_FILES,
+        containers: Vec::new(),
     };
     (Tailer::new(config, BTreeMap::new(), tx, Telemetry::default()), rx)
 }
@@ -515,4 +522,101 @@ fn a_truncation_inside_a_cut_line_keeps_the_new_first_line() {
     let (lines, _) = drain_lines(&mut tailer, &rx);
     let messages: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
     assert_eq!(messages, ["fresh start"]);
+}
+
+fn multiline_rule(start: &str) -> Option<Arc<MultilineRule>> {
+    Some(Arc::new(MultilineRule {
+        start: regex::bytes::Regex::new(start).unwrap(),
+        timeout: Duration::from_millis(100),
+        max_lines: 50,
+    }))
+}
+
+#[test]
+fn stack_traces_join_their_first_line_and_a_restart_inside_one_joins_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut tailer, rx) = host_tailer(dir.path(), 1024);
+    tailer.config.hosts[0].multiline = multiline_rule(r"^\d");
+    let file = dir.path().join("app.log");
+    let mut f = std::fs::File::create(&file).unwrap();
+    f.write_all(b"1 started\n2 failed: boom\n  at a.b(C.java:1)\n  at d.e(F.java:2)\n")
+        .unwrap();
+    let (lines, positions) = drain_lines(&mut tailer, &rx);
+    // "2 failed" may still get continuation lines: it waits.
+    assert_eq!(
+        lines.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(),
+        ["1 started"]
+    );
+    let saved = positions.into_values().next().unwrap();
+    assert_eq!(
+        saved.offset, 10,
+        "the position stays at the open record's first line"
+    );
+
+    // A restart from there joins the whole record again, once.
+    let (tx, rx2) = sync_channel(64);
+    let config = tailer.config.clone();
+    let key = key_of(&std::fs::metadata(&file).unwrap());
+    let mut restarted =
+        Tailer::new(config, BTreeMap::from([(key, saved)]), tx, Telemetry::default()).resumed(true);
+    f.write_all(b"  ... 3 more\n3 recovered\n").unwrap();
+    let (lines, _) = drain_lines(&mut restarted, &rx2);
+    let messages: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        ["2 failed: boom\n  at a.b(C.java:1)\n  at d.e(F.java:2)\n  ... 3 more"]
+    );
+    assert_eq!(lines[0].attributes["lines"], 4);
+    // The last record goes out once nothing came for the timeout.
+    std::thread::sleep(Duration::from_millis(150));
+    let (lines, positions) = drain_lines(&mut restarted, &rx2);
+    assert_eq!(
+        lines.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(),
+        ["3 recovered"]
+    );
+    assert_eq!(
+        positions.into_values().next().unwrap().offset,
+        std::fs::metadata(&file).unwrap().len()
+    );
+}
+
+#[test]
+fn container_rules_join_by_namespace_and_container_and_keep_streams_apart() {
+    let mut rig = Rig::new();
+    rig.tailer.config.containers = vec![ContainerMultiline {
+        namespace: Some(glob::Pattern::new("ns").unwrap()),
+        pod: None,
+        container: Some(glob::Pattern::new("c").unwrap()),
+        rule: multiline_rule(r"^[^ ]").unwrap(),
+    }];
+    rig.tailer.files.clear();
+    let record = |stream: &str, text: &str| format!("2026-01-01T00:00:00.000000000Z {stream} F {text}\n");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&rig.file).unwrap();
+    for (stream, text) in [
+        ("stderr", "panic: boom"),
+        ("stderr", "  main.go:12"),
+        ("stdout", "  indented stdout"),
+        ("stderr", "  main.go:40"),
+        ("stdout", "done"),
+    ] {
+        f.write_all(record(stream, text).as_bytes()).unwrap();
+    }
+    let (tx, rx) = sync_channel(64);
+    let config = rig.tailer.config.clone();
+    let mut tailer = Tailer::new(config, BTreeMap::new(), tx, Telemetry::default());
+    let (mut lines, _) = drain_lines(&mut tailer, &rx);
+    std::thread::sleep(Duration::from_millis(150));
+    lines.extend(drain_lines(&mut tailer, &rx).0);
+    // A line of the other stream ends the record being joined.
+    let mut all: Vec<(String, String)> = lines.into_iter().map(|l| (l.stream, l.message)).collect();
+    all.sort();
+    assert_eq!(
+        all,
+        [
+            ("stderr".into(), "  main.go:40".into()),
+            ("stderr".into(), "panic: boom\n  main.go:12".into()),
+            ("stdout".into(), "  indented stdout".into()),
+            ("stdout".into(), "done".into()),
+        ]
+    );
 }
