@@ -393,3 +393,75 @@ async fn shipped_events_are_searchable_beside_the_logs() {
     .await;
     assert_eq!(scheduled["total"], 1, "{scheduled}");
 }
+
+/// spec/logs.md S2 + S6: a host file written for 8 s, renamed away every 20,000 lines (its rotated names
+/// match the glob too), while the platform is killed with SIGKILL five times at odd moments. Every line
+/// is in the index once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_burst_through_repeated_kill_9_is_indexed_exactly_once() {
+    const LINES: usize = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("burst");
+    std::fs::create_dir(&logs).unwrap();
+    let config = dir.path().join("glasshouse.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: glasshouse/v1alpha1\nlogs:\n  sources:\n  - name: burst\n    paths: ['{}/app.log*']\n    startAt: beginning\n",
+            logs.display()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let api = format!("127.0.0.1:{}", free_port());
+    let args = ["--api-addr", api.as_str(), "--config", config.to_str().unwrap()];
+    let mut server = Server::start_in(&data, &args);
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let live = logs.join("app.log");
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&live).unwrap());
+        for n in 0..LINES {
+            writeln!(file, "burst {n}").unwrap();
+            if n % 1000 == 999 {
+                file.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(80));
+            }
+            if n % 20_000 == 19_999 {
+                file.flush().unwrap();
+                std::fs::rename(&live, logs.join(format!("app.log.{}", n / 20_000))).unwrap();
+                file = std::io::BufWriter::new(std::fs::File::create(&live).unwrap());
+            }
+        }
+        file.flush().unwrap();
+    });
+    for pause in [700, 1900, 1100, 2600, 1500] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        server.kill9();
+        server = Server::start_in(&data, &args);
+    }
+    writer.join().unwrap();
+    let mut total = 0;
+    for _ in 0..600 {
+        let (_, body) = search(&server, &[("query", "burst"), ("limit", "1")]).await;
+        total = body["total"].as_u64().unwrap_or(0) as usize;
+        if total >= LINES {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lines = all_lines(&server, "burst", "1000").await;
+    let mut counts = vec![0u32; LINES];
+    for line in &lines {
+        counts[line.trim_start_matches("burst ").parse::<usize>().unwrap()] += 1;
+    }
+    let lost: Vec<usize> = (0..LINES).filter(|n| counts[*n] == 0).collect();
+    let repeated: Vec<usize> = (0..LINES).filter(|n| counts[*n] > 1).collect();
+    assert!(
+        lost.is_empty() && repeated.is_empty(),
+        "total {total}: {} lost (first {:?}), {} repeated (first {:?})",
+        lost.len(),
+        &lost[..lost.len().min(10)],
+        repeated.len(),
+        &repeated[..repeated.len().min(10)]
+    );
+}
