@@ -21,6 +21,8 @@ pub struct PartitionLabel {
 #[derive(Clone)]
 pub struct Telemetry {
     pub bytes_read: Counter,
+    /// Lines made of what was read (CRI records and multiline records joined), before indexing.
+    pub lines_read: Counter,
     pub lines_indexed: Counter,
     pub files_tracked: Gauge,
     /// Of those, held open now (bounded by the tailer's `max_open`).
@@ -43,6 +45,7 @@ impl Default for Telemetry {
     fn default() -> Self {
         Telemetry {
             bytes_read: Counter::default(),
+            lines_read: Counter::default(),
             lines_indexed: Counter::default(),
             files_tracked: Gauge::default(),
             files_open: Gauge::default(),
@@ -63,6 +66,11 @@ impl Telemetry {
             "glasshouse_logs_read_bytes",
             "Bytes read from log files.",
             t.bytes_read.clone(),
+        );
+        registry.register(
+            "glasshouse_logs_read_lines",
+            "Log lines read from files (partial and multiline records joined).",
+            t.lines_read.clone(),
         );
         registry.register(
             "glasshouse_logs_indexed_lines",

@@ -397,6 +397,8 @@ impl Tailer {
         if batch.lines.is_empty() && batch.released.is_empty() && !settled {
             return Ok(more);
         }
+        self.telemetry.lines_read.inc_by(batch.lines.len() as u64);
+        // Blocks while the indexer's queue is full: the tailer waits, it never drops.
         self.out.send(batch)?;
         Ok(more)
     }

@@ -620,3 +620,45 @@ fn container_rules_join_by_namespace_and_container_and_keep_streams_apart() {
         ]
     );
 }
+
+#[test]
+fn a_stalled_index_makes_the_tailer_wait_and_lose_nothing() {
+    let mut rig = Rig::new();
+    rig.append(0..200_000);
+    // A queue of one batch that nobody takes for a while: the tailer blocks in `send`.
+    let (tx, rx) = sync_channel(1);
+    let tailer = Tailer::new(
+        rig.tailer.config.clone(),
+        BTreeMap::new(),
+        tx,
+        Telemetry::default(),
+    );
+    let telemetry = tailer.telemetry.clone();
+    let shutdown = CancellationToken::new();
+    let running = std::thread::spawn({
+        let shutdown = shutdown.clone();
+        move || tailer.run(shutdown)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let read_while_stalled = telemetry.lines_read.get();
+    // A batch holds at most a chunk read (1 MiB, about 20,000 of these lines): one queued, one waiting.
+    assert!(read_while_stalled <= 50_000, "{read_while_stalled}");
+    for _ in 0..1000 {
+        while let Ok(batch) = rx.try_recv() {
+            rig.seen.extend(
+                batch
+                    .lines
+                    .iter()
+                    .map(|l| l.message.trim_start_matches("line ").parse::<usize>().unwrap()),
+            );
+        }
+        if rig.seen.len() >= 200_000 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    shutdown.cancel();
+    drop(rx);
+    running.join().unwrap();
+    assert_eq!(rig.verify(200_000), (vec![], vec![]));
+}
