@@ -157,7 +157,7 @@ fn freshness(dir: &std::path::Path) -> (f64, f64, usize) {
         {
             lags.push(
                 jiff::Timestamp::now()
-                    .duration_since(newest.timestamp)
+                    .duration_since(newest.line.timestamp)
                     .as_secs_f64(),
             );
         }

@@ -1,6 +1,6 @@
 //! The search API (served by the API server under `/logs`, behind its token):
 //! `GET /logs/v1/search?query=Q&start=T&end=T&limit=N&cursor=C` → `{"hits": [...], "nextCursor", "total"}`,
-//! times in RFC 3339, newest first; `GET /logs/v1/histogram?query&start&end&interval` (interval like `10s`,
+//! times in RFC 3339, newest first, each hit with the byte ranges of its message that match (`highlights`); `GET /logs/v1/histogram?query&start&end&interval` (interval like `10s`,
 //! `1m`; start and end default to the last hour) → `{"interval", "buckets": [{"start", "count"}]}`;
 //! `GET /logs/v1/fields/{field}?query&start&end&limit` → `{"field", "values": [{"value", "count"}]}`;
 //! `GET /logs/v1/tail?query` → server-sent events, one `line` event per new matching line, as it is

@@ -61,7 +61,26 @@ function terms() {
   return out.filter((w) => w.length > 0);
 }
 
-function highlight(text) {
+/// The message with the query's words marked: where the server says they are (search hits carry byte
+/// ranges, found by the index's own tokenizer), else by the words of the query (live tail lines).
+function highlight(hit) {
+  const text = hit.message;
+  if (Array.isArray(hit.highlights)) {
+    const span = document.createElement("span");
+    span.className = "message";
+    const bytes = new TextEncoder().encode(text);
+    const decode = (a, b) => new TextDecoder().decode(bytes.slice(a, b));
+    let last = 0;
+    for (const [start, end] of hit.highlights) {
+      span.append(decode(last, start));
+      const mark = document.createElement("mark");
+      mark.textContent = decode(start, end);
+      span.append(mark);
+      last = end;
+    }
+    span.append(decode(last, bytes.length));
+    return span;
+  }
   const span = document.createElement("span");
   span.className = "message";
   const words = terms().map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
@@ -103,7 +122,7 @@ function row(hit, fresh) {
   const where = document.createElement("span");
   where.className = "where";
   where.textContent = hit.pod ? `${hit.namespace}/${hit.pod}/${hit.container}` : hit.source;
-  li.append(time, level, where, highlight(hit.message));
+  li.append(time, level, where, highlight(hit));
   li.addEventListener("click", (e) => {
     if (e.target.closest(".details")) return;
     toggle(li, hit);

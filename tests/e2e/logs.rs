@@ -134,6 +134,11 @@ spec:
     assert_eq!(count(&labelled), 3000, "every line has its labels: {labelled}");
     let (_, phrase) = search(&server, &[("query", "\"seq 1234\"")]).await;
     assert_eq!(count(&phrase), 1, "{phrase}");
+    assert_eq!(
+        phrase["hits"][0]["highlights"],
+        serde_json::json!([[0, 3], [4, 8]]),
+        "{phrase}"
+    );
 
     // Counts: a histogram over the last minutes and the top pods.
     let histogram = get_json(

@@ -508,7 +508,7 @@ mod tests {
                     ..SearchRequest::default()
                 })
                 .unwrap();
-            seen.extend(page.hits.into_iter().map(|h| h.message));
+            seen.extend(page.hits.into_iter().map(|h| h.line.message));
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
                 None => break,

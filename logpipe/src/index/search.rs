@@ -28,9 +28,18 @@ pub struct SearchRequest {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchResponse {
-    pub hits: Vec<LogLine>,
+    pub hits: Vec<Hit>,
     pub next_cursor: Option<String>,
     pub total: usize,
+}
+
+/// A line found, with where the query's words are in its message.
+#[derive(Debug, Serialize)]
+pub struct Hit {
+    #[serde(flatten)]
+    pub line: LogLine,
+    /// Byte ranges `[start, end)` of `message` that match words of the query.
+    pub highlights: Vec<[usize; 2]>,
 }
 
 /// What is wrong with a request (a 400 for the API).
@@ -102,6 +111,7 @@ impl LogIndex {
         }
         let f = self.fields;
         let query = self.query(request)?;
+        let words = self.message_terms(&*query);
         let searchers = self.searchers(nanos(request.start), nanos(request.end));
         let mut total = 0;
         for searcher in &searchers {
@@ -173,7 +183,8 @@ impl LogIndex {
         for (_, i, address) in &top {
             let doc: TantivyDocument = searchers[*i].doc(*address)?;
             let (line, ts, seq) = line_of(&f, &doc);
-            hits.push(line);
+            let highlights = self.highlights(&line.message, &words);
+            hits.push(Hit { line, highlights });
             last = Some((ts, seq));
         }
         let next_cursor = (top.len() == request.limit)
@@ -189,6 +200,38 @@ impl LogIndex {
 }
 
 impl LogIndex {
+    /// The words a query looks for in `message` (as the tokenizer made them).
+    fn message_terms(&self, query: &dyn Query) -> std::collections::HashSet<String> {
+        let mut words = std::collections::HashSet::new();
+        query.query_terms(&mut |term, _| {
+            if term.field() == self.fields.message
+                && let Some(text) = term.value().as_str()
+            {
+                words.insert(text.to_string());
+            }
+        });
+        words
+    }
+
+    /// Where `words` are in `message`, by the same tokenizer that indexed it.
+    fn highlights(&self, message: &str, words: &std::collections::HashSet<String>) -> Vec<[usize; 2]> {
+        let mut out = Vec::new();
+        if words.is_empty() {
+            return out;
+        }
+        let Some(mut tokenizer) = self.tokenizers().get("default") else {
+            return out;
+        };
+        let mut tokens = tokenizer.token_stream(message);
+        while tokens.advance() {
+            let token = tokens.token();
+            if words.contains(&token.text) {
+                out.push([token.offset_from, token.offset_to]);
+            }
+        }
+        out
+    }
+
     /// Lines matching `query` indexed after sequence number `after` (all of them when `None`), oldest
     /// first, at most `limit`: the live tail's step. Returns them with their sequence numbers.
     pub fn after(
@@ -340,7 +383,7 @@ mod tests {
             .unwrap()
             .hits
             .iter()
-            .map(|h| h.attributes["reason"].clone())
+            .map(|h| h.line.attributes["reason"].clone())
             .collect();
         assert_eq!(reasons, [serde_json::json!("Failed")]);
     }
@@ -388,7 +431,7 @@ mod tests {
                 })
                 .unwrap();
             assert_eq!(page.total, 125);
-            seen.extend(page.hits.iter().map(|h| h.message.clone()));
+            seen.extend(page.hits.iter().map(|h| h.line.message.clone()));
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
                 None => break,
@@ -409,6 +452,8 @@ mod tests {
             })
             .unwrap();
         assert_eq!(phrase.total, 1);
+        // "request 42 served": the phrase's words, by byte range.
+        assert_eq!(phrase.hits[0].highlights, [[0, 7], [8, 10], [11, 17]]);
         let window = index
             .search(&SearchRequest {
                 start: Some(jiff::Timestamp::from_second(1_700_000_010).unwrap()),
