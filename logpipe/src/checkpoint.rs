@@ -32,9 +32,13 @@ pub struct Position {
     #[serde(default)]
     pub skipping: bool,
     /// A hash of the bytes just before `offset` (a file rewritten while the pipeline was down, past the
-    /// offset, does not match even when its first bytes do).
+    /// offset, does not match even when its first bytes do). Absent in positions saved before it was.
     #[serde(default)]
-    pub tail: u64,
+    pub tail: Option<u64>,
+    /// The file's size when the position was taken: a file gone later with `offset` short of it held
+    /// lines never read.
+    #[serde(default)]
+    pub size: u64,
     /// Read to its end and left behind (renamed away by rotation, or deleted): kept while the file is
     /// still there, so that a restart does not read it again.
     #[serde(default)]
@@ -122,7 +126,8 @@ mod tests {
                 offset: 5,
                 emitted: 6,
                 skipping: true,
-                tail: 8,
+                tail: Some(8),
+                size: 9,
                 done: false,
             },
         );

@@ -154,11 +154,17 @@ impl Telemetry {
         self.anomaly("file_truncated");
     }
 
-    /// A file with lines not yet read is gone (rotated away twice, or deleted, while the pipeline was
-    /// down or had closed it): what it held past `offset` is lost.
-    pub fn file_gone(&self, path: &std::path::Path, offset: u64) {
-        tracing::warn!(file = %path.display(), offset,
-            "a log file is gone before it was read to its end: its lines past the offset are lost");
+    /// A file is gone before it was seen read to its end (rotated away twice, or deleted, while the
+    /// pipeline was down or had closed it): what it held past `offset` is lost (`known`: it was seen to
+    /// hold more; else lines written after the last look at it, if any, are).
+    pub fn file_gone(&self, path: &std::path::Path, offset: u64, known: bool) {
+        if known {
+            tracing::warn!(file = %path.display(), offset,
+                "a log file is gone before it was read to its end: its lines past the offset are lost");
+        } else {
+            tracing::warn!(file = %path.display(), offset,
+                "a log file went while the pipeline was down: lines written after it was last read are lost");
+        }
         self.anomaly("file_gone");
     }
 

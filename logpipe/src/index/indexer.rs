@@ -444,7 +444,8 @@ mod tests {
             offset,
             emitted: offset,
             skipping: false,
-            tail: 0,
+            tail: None,
+            size: 0,
             done: false,
         }
     }

@@ -407,7 +407,8 @@ mod tests {
             offset: 99,
             emitted: 99,
             skipping: false,
-            tail: 0,
+            tail: None,
+            size: 0,
             done: false,
         };
         indexer

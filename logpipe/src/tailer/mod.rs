@@ -286,11 +286,17 @@ impl Tailer {
         let mut more = false;
         // Whether a file was read to its end and left (its position says so from now on).
         let mut settled = false;
-        // Rotated files first: their lines come before those of the file that replaced them.
-        let mut keys: Vec<(bool, FileKey)> =
-            self.files.iter().map(|(k, t)| (!t.rotated, k.clone())).collect();
+        // Rotated files first: their lines come before those of the file that replaced them. The others
+        // start from another file each pass, so that a busy one (a batch fills up) starves none.
+        let (mut keys, mut live): (Vec<FileKey>, Vec<FileKey>) =
+            self.files.keys().cloned().partition(|k| self.files[k].rotated);
         keys.sort();
-        let keys: Vec<FileKey> = keys.into_iter().map(|(_, k)| k).collect();
+        live.sort();
+        if !live.is_empty() {
+            let first = (self.passes as usize) % live.len();
+            live.rotate_left(first);
+        }
+        keys.extend(live);
         let hold_containers = self.config.labels.waiting();
         // Containers whose rotated file still has data: their new file waits, so lines keep their order.
         let mut draining: HashSet<(String, String, String)> = HashSet::new();
@@ -346,11 +352,7 @@ impl Tailer {
                 tracked.fingerprint_len = len;
             }
             batch.positions.push((key.clone(), position(tracked)));
-            let drained = !left
-                && tracked
-                    .file
-                    .as_ref()
-                    .is_some_and(|f| f.metadata().is_ok_and(|m| m.len() <= tracked.read_pos));
+            let drained = !left && tracked.file.is_some();
             // Released after two looks at its end in a row: a writer that appends between its rename and
             // reopening the new file is still read.
             tracked.drained_looks = if tracked.rotated && drained {
@@ -359,23 +361,12 @@ impl Tailer {
                 0
             };
             if tracked.drained_looks >= 2 {
-                flush(tracked, &self.config, &self.telemetry, &mut batch.lines);
-                // A partial line left at the end of a rotated file goes out as it is.
-                for (time, text, truncated, stream) in tracked.joiner.take_pending() {
-                    let mut line = to_line(
-                        tracked,
-                        &self.config,
-                        time,
-                        text,
-                        truncated,
-                        stream,
-                        &self.telemetry,
-                    );
-                    line.attributes.insert("partial".into(), true.into());
-                    batch.lines.push(line);
-                }
+                // What is left at the end of a rotated file (a record being joined, a last line without
+                // its newline) goes out as it is.
+                take_remainder(tracked, &self.config, &self.telemetry, &mut batch.lines);
+                flush_partials(tracked, &self.config, &self.telemetry, &mut batch.lines);
                 // Still there (renamed): remembered as read until it goes; deleted: forgotten.
-                if find_in_dir(&tracked.path, &key).is_some() {
+                if !matches!(find_in_dir(&tracked.path, &key), Ok(None)) {
                     let mut done = position(tracked);
                     done.done = true;
                     batch.positions.push((key.clone(), done.clone()));
@@ -406,20 +397,15 @@ impl Tailer {
     /// Forgets the files read to their end that are gone now (a directory listing each).
     fn sweep_done(&mut self) {
         self.swept = std::time::Instant::now();
-        let mut present: HashMap<PathBuf, HashSet<FileKey>> = HashMap::new();
+        // A directory listed once for all its files; one that cannot be listed keeps them all.
+        let mut present: HashMap<PathBuf, Option<HashMap<FileKey, PathBuf>>> = HashMap::new();
         let mut gone = Vec::new();
         for (key, position) in &self.done {
             let dir = position.path.parent().unwrap_or(Path::new("/")).to_path_buf();
-            let keys = present.entry(dir).or_insert_with_key(|dir| {
-                std::fs::read_dir(dir)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .filter_map(|e| std::fs::metadata(e.path()).ok())
-                    .map(|m| key_of(&m))
-                    .collect()
-            });
-            if !keys.contains(key) {
+            let keys = present
+                .entry(dir)
+                .or_insert_with(|| keys_in_dir(&position.path).ok());
+            if keys.as_ref().is_some_and(|keys| !keys.contains_key(key)) {
                 gone.push(key.clone());
             }
         }
@@ -514,7 +500,7 @@ impl Tailer {
                 continue;
             };
             let read_from_end = first_look && !self.resumed && origin.start_at_end;
-            self.follow(key, path, origin, read_from_end);
+            self.follow(key, path, origin, read_from_end, false);
         }
         if first_look {
             // Containers' rotated files (`0.log.<time>`) not read to their end: renamed while the
@@ -528,7 +514,7 @@ impl Tailer {
                 if self.files.contains_key(&key) {
                     continue;
                 }
-                self.follow(key.clone(), path, origin, false);
+                self.follow(key.clone(), path, origin, false, true);
                 if let Some(tracked) = self.files.get_mut(&key) {
                     tracked.rotated = true;
                 }
@@ -538,15 +524,22 @@ impl Tailer {
             for (key, saved) in std::mem::take(&mut self.saved) {
                 let origin = self.origin_of(&saved.path);
                 match (find_in_dir(&saved.path, &key), origin) {
-                    (Some(path), Some(origin)) => {
+                    (Err(e), _) => {
+                        tracing::warn!(file = %saved.path.display(), error = %e,
+                            "cannot look for a log file that moved; its position is kept");
+                    }
+                    (Ok(Some(path)), Some(origin)) => {
                         self.saved.insert(key.clone(), saved);
-                        self.follow(key.clone(), path, origin, false);
+                        self.follow(key.clone(), path, origin, false, true);
                         if let Some(tracked) = self.files.get_mut(&key) {
                             tracked.rotated = true;
                         }
                     }
                     _ => {
-                        self.telemetry.file_gone(&saved.path, saved.offset);
+                        // Gone while the pipeline was down: lines written after the last look at it
+                        // are lost (known to be when it had more than was read), and counted.
+                        self.telemetry
+                            .file_gone(&saved.path, saved.offset, saved.size > saved.offset);
                         self.gone.push(key);
                     }
                 }
@@ -566,15 +559,19 @@ impl Tailer {
             tracked.rotated = true;
             if tracked.file.is_none() {
                 // Closed while quiet and moved since: found beside its old path, or gone.
-                match find_in_dir(&tracked.path, key).and_then(|p| File::open(&p).ok().map(|f| (p, f))) {
-                    Some((path, file)) => {
-                        tracked.path = path;
-                        tracked.seen_len = file.metadata().map_or(tracked.seen_len, |m| m.len());
-                        tracked.file = Some(file);
+                match find_in_dir(&tracked.path, key) {
+                    Ok(Some(path)) => {
+                        if let Ok(file) = File::open(&path) {
+                            tracked.path = path;
+                            tracked.seen_len = file.metadata().map_or(tracked.seen_len, |m| m.len());
+                            tracked.file = Some(file);
+                        }
                     }
-                    None => {
+                    // Cannot tell now: the next look tries again.
+                    Err(_) => {}
+                    Ok(None) => {
                         if tracked.seen_len > tracked.read_pos {
-                            self.telemetry.file_gone(&tracked.path, tracked.read_pos);
+                            self.telemetry.file_gone(&tracked.path, tracked.read_pos, true);
                         }
                         gone.push(key.clone());
                     }
@@ -602,8 +599,10 @@ impl Tailer {
 
     /// Starts following a file found at `path`: from its committed position when it has one (and is
     /// still the same file), else from its start (or its end).
-    fn follow(&mut self, key: FileKey, path: PathBuf, origin: Origin, read_from_end: bool) {
-        if !self.make_room(None) {
+    /// A file that `must` be followed now (one renamed away, found only at the first look) is opened
+    /// even beyond `max_open`; others wait for room.
+    fn follow(&mut self, key: FileKey, path: PathBuf, origin: Origin, read_from_end: bool, must: bool) {
+        if !self.make_room(None) && !must {
             // Too many open files: it waits for the next look.
             return;
         }
@@ -614,23 +613,26 @@ impl Tailer {
             return;
         }
         let (fp, fp_len) = fingerprint(&file, FINGERPRINT_LEN).unwrap_or((0, 0));
-        if let Some(done) = self.done.get(&key) {
-            if fingerprint(&file, done.fingerprint_len).ok() == Some((done.fingerprint, done.fingerprint_len))
-            {
-                // Read to its end before.
+        let same = |saved: &Position| {
+            fingerprint(&file, saved.fingerprint_len).ok() == Some((saved.fingerprint, saved.fingerprint_len))
+                && meta.len() >= saved.offset
+                && saved
+                    .tail
+                    .is_none_or(|tail| hash_before(&file, saved.offset, TAIL_CHECK).ok() == Some(tail))
+        };
+        if let Some(done) = self.done.remove(&key) {
+            if same(&done) && meta.len() == done.offset {
+                // Read to its end before, and nothing since.
+                self.done.insert(key, done);
                 return;
             }
-            self.done.remove(&key);
+            // Grown since (taken up where it was left), or another file on the same inode (read whole).
+            if same(&done) {
+                self.saved.insert(key.clone(), done);
+            }
         }
         let (offset, emitted, skipping) = match self.saved.remove(&key) {
-            Some(saved)
-                if fingerprint(&file, saved.fingerprint_len).ok()
-                    == Some((saved.fingerprint, saved.fingerprint_len))
-                    && meta.len() >= saved.offset
-                    && hash_before(&file, saved.offset, TAIL_CHECK).ok() == Some(saved.tail) =>
-            {
-                (saved.offset, saved.emitted, saved.skipping)
-            }
+            Some(saved) if same(&saved) => (saved.offset, saved.emitted, saved.skipping),
             Some(_) => {
                 // The inode is another file's now (reused, or rewritten while we were down).
                 self.telemetry.file_replaced();
@@ -689,24 +691,41 @@ fn host_origin(source: &HostSource) -> Origin {
     }
 }
 
-/// The file with key `key` in the directory of `path` (where rotation renames a file to), if any.
-fn find_in_dir(path: &Path, key: &FileKey) -> Option<PathBuf> {
-    let dir = path.parent()?;
-    std::fs::read_dir(dir)
-        .ok()?
+/// The file with key `key` in the directory of `path` (where rotation renames a file to): `Ok(None)`
+/// when it is not there (or the directory is gone), `Err` when the directory cannot be listed (then
+/// nothing can be told).
+fn find_in_dir(path: &Path, key: &FileKey) -> std::io::Result<Option<PathBuf>> {
+    Ok(keys_in_dir(path)?.remove(key))
+}
+
+/// The files of the directory of `path` by key (none when the directory is gone).
+fn keys_in_dir(path: &Path) -> std::io::Result<HashMap<FileKey, PathBuf>> {
+    let Some(dir) = path.parent() else {
+        return Ok(HashMap::new());
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(entries
         .flatten()
         .map(|entry| entry.path())
-        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && key_of(&m) == *key))
+        .filter_map(|p| {
+            let meta = std::fs::metadata(&p).ok().filter(|m| m.is_file())?;
+            Some((key_of(&meta), p))
+        })
+        .collect())
 }
 
 fn position(tracked: &Tracked) -> Position {
     let tail = tracked
         .file
         .as_ref()
-        .and_then(|f| hash_before(f, tracked.offset, TAIL_CHECK).ok())
-        .unwrap_or(0);
+        .and_then(|f| hash_before(f, tracked.offset, TAIL_CHECK).ok());
     Position {
         tail,
+        size: tracked.seen_len,
         path: tracked.path.clone(),
         fingerprint: tracked.fingerprint,
         fingerprint_len: tracked.fingerprint_len,
@@ -782,6 +801,8 @@ fn read(
             && hash_before(file, tracked.read_pos, TAIL_CHECK)? != tracked.tail);
     if rewritten {
         telemetry.file_truncated();
+        // What was joined of the old content goes out first.
+        flush_partials(tracked, config, telemetry, lines);
         tracked.read_pos = 0;
         tracked.offset = 0;
         tracked.line_start = 0;
@@ -793,6 +814,9 @@ fn read(
     if len == tracked.read_pos {
         return Ok(false);
     }
+    let Some(file) = tracked.file.as_mut() else {
+        return Ok(false);
+    };
     file.seek(SeekFrom::Start(tracked.read_pos))?;
     let want = (len - tracked.read_pos).min(CHUNK as u64) as usize;
     let mut buf = vec![0u8; want];
@@ -899,13 +923,74 @@ fn read(
     if let Some(file) = &tracked.file {
         tracked.tail = hash_before(file, tracked.read_pos, TAIL_CHECK)?;
     }
-    Ok(tracked.read_pos < len)
+    // More to read now only when a whole chunk was read (what is left after a shorter read is a line
+    // still being written).
+    Ok(want == CHUNK && tracked.read_pos < len)
 }
 
 /// Where reading resumes after a restart: the start of the multiline record being joined, else the end
 /// of the last whole line.
 fn settle(tracked: &mut Tracked) {
     tracked.offset = tracked.pending.as_ref().map_or(tracked.line_start, |p| p.start);
+}
+
+/// Sends out whatever is being joined: the multiline record, and CRI partial records (flagged).
+fn flush_partials(
+    tracked: &mut Tracked,
+    config: &TailerConfig,
+    telemetry: &Telemetry,
+    lines: &mut Vec<LogLine>,
+) {
+    flush(tracked, config, telemetry, lines);
+    for (time, text, truncated, stream) in tracked.joiner.take_pending() {
+        let mut line = to_line(tracked, config, time, text, truncated, stream, telemetry);
+        line.attributes.insert("partial".into(), true.into());
+        lines.push(line);
+    }
+}
+
+/// Reads what follows the last newline of a file that is done (renamed away and drained) as one last
+/// line, flagged partial.
+fn take_remainder(
+    tracked: &mut Tracked,
+    config: &TailerConfig,
+    telemetry: &Telemetry,
+    lines: &mut Vec<LogLine>,
+) {
+    let Some(file) = &tracked.file else { return };
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return;
+    };
+    if len <= tracked.read_pos || tracked.skipping {
+        return;
+    }
+    use std::os::unix::fs::FileExt;
+    let mut raw = vec![0u8; (len - tracked.read_pos).min(config.max_line as u64) as usize];
+    let Ok(n) = file.read_at(&mut raw, tracked.read_pos) else {
+        return;
+    };
+    raw.truncate(n);
+    let (time, text, stream) = match tracked.origin.host.is_empty().then(|| cri::parse(&raw)).flatten() {
+        Some(record) => (record.time, record.text.to_vec(), record.stream.to_string()),
+        None => (jiff::Timestamp::now(), raw.clone(), String::new()),
+    };
+    if tracked.read_pos + n as u64 > tracked.emitted {
+        let mut line = to_line(
+            tracked,
+            config,
+            time,
+            text,
+            (len - tracked.read_pos) as usize > n,
+            &stream,
+            telemetry,
+        );
+        line.attributes.insert("partial".into(), true.into());
+        lines.push(line);
+    }
+    tracked.read_pos = len;
+    tracked.line_start = len;
+    tracked.emitted = tracked.emitted.max(len);
+    settle(tracked);
 }
 
 /// Sends out the multiline record being joined, if any.

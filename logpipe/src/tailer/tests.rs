@@ -662,3 +662,88 @@ fn a_stalled_index_makes_the_tailer_wait_and_lose_nothing() {
     running.join().unwrap();
     assert_eq!(rig.verify(200_000), (vec![], vec![]));
 }
+
+#[test]
+fn a_last_line_without_its_newline_waits_without_spinning_and_goes_out_when_its_file_is_left() {
+    let mut rig = Rig::new();
+    rig.append(0..3);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&rig.file).unwrap();
+    f.write_all(b"2026-01-01T00:00:00.000000003Z stdout F line 3")
+        .unwrap();
+    // Nothing more to read now: the pass does not ask to be run again at once.
+    assert!(!rig.tailer.pass().unwrap());
+    rig.drain();
+    assert_eq!(rig.seen, [0, 1, 2]);
+    // Renamed away and left: its last line goes out, flagged, and the file is let go.
+    rig.rotate("20260101-000000");
+    rig.append(4..5);
+    let mut partial = Vec::new();
+    for _ in 0..5 {
+        rig.tailer.pass().unwrap();
+        while let Ok(batch) = rig.rx.try_recv() {
+            for line in batch.lines {
+                if line.attributes.contains_key("partial") {
+                    partial.push(line.message.clone());
+                }
+                rig.seen
+                    .push(line.message.trim_start_matches("line ").parse().unwrap());
+            }
+        }
+    }
+    assert_eq!(partial, ["line 3"]);
+    assert_eq!(rig.verify(5), (vec![], vec![]));
+    assert_eq!(rig.tailer.files.len(), 1, "the rotated file is released");
+}
+
+#[test]
+fn a_position_without_a_tail_hash_or_a_tombstone_of_an_empty_file_never_hides_lines() {
+    let mut rig = Rig::new();
+    rig.append(0..10);
+    rig.drain();
+    let key = key_of(&std::fs::metadata(&rig.file).unwrap());
+    // A position saved before the tail hash existed resumes where it was.
+    let mut old = rig.positions[&key].clone();
+    old.tail = None;
+    rig.positions.insert(key.clone(), old);
+    rig.append(10..12);
+    rig.restart();
+    rig.drain();
+    assert_eq!(rig.verify(12), (vec![], vec![]));
+    // A file left empty and remembered as read: a file on its inode with lines is read.
+    let empty = Position {
+        path: rig.file.clone(),
+        fingerprint: 0xcbf29ce484222325,
+        fingerprint_len: 0,
+        offset: 0,
+        emitted: 0,
+        skipping: false,
+        tail: None,
+        size: 0,
+        done: true,
+    };
+    let (tx, rx) = sync_channel(64);
+    let mut fresh = Tailer::new(
+        rig.tailer.config.clone(),
+        BTreeMap::from([(key, empty)]),
+        tx,
+        Telemetry::default(),
+    )
+    .resumed(true);
+    let (lines, _) = drain_lines(&mut fresh, &rx);
+    assert_eq!(lines.len(), 12);
+}
+
+#[test]
+fn a_truncation_sends_out_the_record_being_joined_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut tailer, rx) = host_tailer(dir.path(), 1024);
+    tailer.config.hosts[0].multiline = multiline_rule(r"^\d");
+    let file = dir.path().join("app.log");
+    std::fs::write(&file, "1 failed\n  at a\n").unwrap();
+    let (lines, _) = drain_lines(&mut tailer, &rx);
+    assert!(lines.is_empty());
+    std::fs::write(&file, "2 new\n").unwrap();
+    let (lines, _) = drain_lines(&mut tailer, &rx);
+    let messages: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(messages, ["1 failed\n  at a"]);
+}
