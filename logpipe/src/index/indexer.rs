@@ -16,6 +16,7 @@ use tantivy::{IndexWriter, TantivyDocument, Term};
 
 use super::{LogIndex, Partition, PartitionKey};
 use crate::checkpoint::Checkpoint;
+use crate::record::LogLine;
 use crate::tailer::Batch;
 use crate::telemetry::Telemetry;
 
@@ -112,7 +113,16 @@ impl Indexer {
             retention: Retention::default(),
             uses: 0,
         };
-        indexer.undo_past_checkpoint()?;
+        let fresh =
+            indexer.checkpoint.version == 0 && indexer.index.partitions().iter().all(|p| p.stats().docs == 0);
+        let undone = indexer.undo_past_checkpoint()?;
+        if fresh || undone {
+            // Positions from the start (so that a crash before the first commit of lines is undone like
+            // any other), or the numbers the undone lines had (never given again).
+            indexer.checkpoint.next_seq = indexer.next_seq;
+            indexer.commit_checkpoint()?;
+        }
+        indexer.index.publish(indexer.checkpoint.next_seq);
         for partition in indexer.index.partitions() {
             indexer.telemetry.partition_bytes(&partition);
         }
@@ -124,7 +134,8 @@ impl Indexer {
         self
     }
 
-    fn undo_past_checkpoint(&mut self) -> tantivy::Result<()> {
+    /// Deletes lines numbered from the checkpoint's `next_seq` on; says whether there were any.
+    fn undo_past_checkpoint(&mut self) -> tantivy::Result<bool> {
         let from = self.checkpoint.next_seq;
         let beyond: Vec<Arc<Partition>> = self
             .index
@@ -138,6 +149,7 @@ impl Indexer {
         if self.checkpoint.version == 0 && !beyond.is_empty() {
             // Lines without positions (the checkpoint was lost): kept, numbered on after them.
             tracing::warn!("the log index has lines but no committed positions: files are read again");
+            return Ok(false);
         } else {
             for partition in &beyond {
                 let mut writer: IndexWriter = partition.index.writer(15_000_000)?;
@@ -152,7 +164,7 @@ impl Indexer {
                     "undid lines committed after the last positions (a crash between commits)");
             }
         }
-        Ok(())
+        Ok(!beyond.is_empty())
     }
 
     /// Indexes batches until `shutdown` (or until every sender is gone), committing every
@@ -211,16 +223,26 @@ impl Indexer {
     pub fn add(&mut self, batch: Batch) -> tantivy::Result<()> {
         let f = self.index.fields;
         let now = jiff::Timestamp::now().as_nanosecond() as i64;
-        for line in &batch.lines {
+        // Window by window (in order within each): a batch that spans more windows than there are
+        // writers opens each once, instead of a commit at every switch.
+        let span = self.retention.span_secs();
+        let window =
+            |line: &LogLine| PartitionKey::window_of(line.timestamp.as_nanosecond() as i64, now, span);
+        let mut order: Vec<&LogLine> = batch.lines.iter().collect();
+        order.sort_by_key(|line| window(line));
+        for line in order {
             let ts = line.timestamp.as_nanosecond() as i64;
             let at = self.writer_for(ts, now)?;
-            let open = &mut self.writers[at];
             let mut doc = TantivyDocument::default();
             if let Some(key) = &line.dedup_key {
-                // A line delivered again replaces the earlier delivery, in the partition of its time.
-                open.writer.delete_term(Term::from_field_text(f.dedup, key));
+                // A line delivered again replaces the earlier delivery, in every partition open.
+                for open in &mut self.writers {
+                    open.writer.delete_term(Term::from_field_text(f.dedup, key));
+                    open.dirty = true;
+                }
                 doc.add_text(f.dedup, key);
             }
+            let open = &mut self.writers[at];
             doc.add_i64(f.ts, ts);
             doc.add_u64(f.seq, self.next_seq);
             self.next_seq += 1;
@@ -355,6 +377,13 @@ impl Indexer {
             open.partition.refresh()?;
             self.telemetry.partition_bytes(&open.partition);
         }
+        self.commit_checkpoint()?;
+        // Lines up to the positions are final now: the live tail may show them.
+        self.index.publish(self.checkpoint.next_seq);
+        Ok(())
+    }
+
+    fn commit_checkpoint(&mut self) -> tantivy::Result<()> {
         self.checkpoint.version = 1;
         let mut prepared = self.checkpoint_writer.prepare_commit()?;
         prepared.set_payload(&self.checkpoint.to_payload());
@@ -406,8 +435,11 @@ impl Indexer {
             let stats = partition.stats();
             tracing::info!(partition = %partition.key.name(), reason, lines = stats.docs,
                 bytes = stats.bytes, "log retention dropped a partition");
-            self.index.drop_partition(partition.key)?;
             self.telemetry.partition_dropped(&partition, reason);
+            if let Err(e) = self.index.drop_partition(partition.key) {
+                // Out of the index already; its files are removed at the next start.
+                tracing::warn!(partition = %partition.key.name(), error = %e, "removing a dropped partition failed");
+            }
         }
         Ok(())
     }
@@ -488,6 +520,11 @@ mod tests {
             })
             .unwrap();
         assert!(indexer.writers.len() <= MAX_WRITERS);
+        // Writers closed in the middle of the batch committed lines, but the tail sees none before the
+        // positions that cover them are committed.
+        assert!(index.partitions().iter().any(|p| p.stats().docs > 0));
+        assert!(index.after("", None, 1000).unwrap().is_empty());
+        assert_eq!(index.newest_seq(), None);
         indexer.commit().unwrap();
         let partitions = index.partitions();
         assert!((72..=73).contains(&partitions.len()), "{}", partitions.len());
@@ -616,7 +653,53 @@ mod tests {
         assert_eq!(index.checkpoint().unwrap().files["1:1"], position(30));
         assert_eq!(total(&index, ""), 30);
         assert_eq!(total(&index, "\"of 20\""), 0);
-        // Numbers are not given again.
+        // Numbers are not given again, even after another crash right away.
         assert_eq!(indexer.next_seq, 50);
+        drop(indexer);
+        let (_, indexer, _) = open(dir.path(), Retention::default());
+        assert_eq!(indexer.next_seq, 50);
+
+        // The same crash in the very first round of a new index.
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (_, mut indexer, _) = open(dir.path(), Retention::default());
+            indexer
+                .add(Batch {
+                    lines: spread(20, 2),
+                    positions: vec![("1:1".into(), position(50))],
+                    ..Batch::default()
+                })
+                .unwrap();
+            for open in &mut indexer.writers {
+                open.writer.commit().unwrap();
+            }
+        }
+        let (index, _, _) = open(dir.path(), Retention::default());
+        assert_eq!(total(&index, ""), 0);
+        assert!(index.checkpoint().unwrap().files.is_empty());
+    }
+
+    #[test]
+    fn a_partition_that_cannot_open_is_set_aside_and_an_interrupted_drop_is_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (_, mut indexer, _) = open(dir.path(), Retention::default());
+            indexer
+                .add(Batch {
+                    lines: spread(30, 3),
+                    ..Batch::default()
+                })
+                .unwrap();
+            indexer.commit().unwrap();
+        }
+        let partitions = dir.path().join("partitions");
+        let broken = PartitionKey { window: 3600, n: 0 }.name();
+        std::fs::create_dir(partitions.join(&broken)).unwrap();
+        std::fs::write(partitions.join(&broken).join("meta.json"), "{not json").unwrap();
+        std::fs::create_dir(partitions.join("20260101T000000Z-0.dropped")).unwrap();
+        let (index, _, _) = open(dir.path(), Retention::default());
+        assert_eq!(total(&index, ""), 30);
+        assert!(partitions.join(format!("{broken}.broken")).exists());
+        assert!(!partitions.join("20260101T000000Z-0.dropped").exists());
     }
 }

@@ -103,6 +103,9 @@ struct Shared {
     partitions_dir: PathBuf,
     /// In key order (oldest window first).
     partitions: RwLock<Vec<Arc<Partition>>>,
+    /// Lines numbered below this are committed with their positions: final (the live tail shows no
+    /// other, so that it never passes a line still to come from a partition not yet reloaded).
+    visible: std::sync::atomic::AtomicU64,
     /// Holds no lines: its commit payload is the tailer's positions.
     checkpoint: Index,
 }
@@ -120,8 +123,19 @@ impl LogIndex {
         )?;
         let mut partitions = Vec::new();
         for key in partition::list(&partitions_dir)? {
-            partitions.push(Arc::new(Partition::open(&partitions_dir, key, schema.clone())?));
+            match Partition::open(&partitions_dir, key, schema.clone()) {
+                Ok(partition) => partitions.push(Arc::new(partition)),
+                Err(e) => {
+                    // Set aside, not opened: the rest of the index stays usable.
+                    let name = key.name();
+                    tracing::error!(partition = %name, error = %e,
+                        "a log index partition cannot be opened; it is set aside as {name}.broken");
+                    let dir = partitions_dir.join(&name);
+                    std::fs::rename(&dir, partitions_dir.join(format!("{name}.broken")))?;
+                }
+            }
         }
+        partition::remove_dropped(&partitions_dir);
         let index = LogIndex {
             fields,
             shared: Arc::new(Shared {
@@ -129,6 +143,7 @@ impl LogIndex {
                 tokenizers: TokenizerManager::default(),
                 partitions_dir,
                 partitions: RwLock::new(partitions),
+                visible: std::sync::atomic::AtomicU64::new(0),
                 checkpoint,
             }),
         };
@@ -170,6 +185,18 @@ impl LogIndex {
         Ok(Checkpoint::parse(
             self.shared.checkpoint.load_metas()?.payload.as_deref(),
         ))
+    }
+
+    /// Lines numbered below `next_seq` are final.
+    fn publish(&self, next_seq: u64) {
+        self.shared
+            .visible
+            .store(next_seq, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The number below which lines are final.
+    fn visible(&self) -> u64 {
+        self.shared.visible.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Every partition, oldest window first.
@@ -235,7 +262,8 @@ impl LogIndex {
             at.map(|at| partitions.remove(at))
         };
         match removed {
-            Some(partition) => std::fs::remove_dir_all(&partition.dir),
+            // Renamed first (atomically), so that a crash during the removal leaves no half partition.
+            Some(partition) => partition::remove(&partition.dir),
             None => Ok(()),
         }
     }

@@ -137,6 +137,23 @@ impl Partition {
     }
 }
 
+/// Removes a partition's directory: renamed out of the set first, so that a crash halfway leaves a
+/// `.dropped` directory (removed at the next start) rather than a partition with files missing.
+pub fn remove(dir: &Path) -> std::io::Result<()> {
+    let dropped = dir.with_extension("dropped");
+    std::fs::rename(dir, &dropped)?;
+    std::fs::remove_dir_all(&dropped)
+}
+
+/// Finishes removals a crash interrupted.
+pub fn remove_dropped(parent: &Path) {
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "dropped") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The partitions found under `parent`, in key order; directories that are not partitions are left alone.
 pub fn list(parent: &Path) -> std::io::Result<Vec<PartitionKey>> {
     let mut keys: Vec<PartitionKey> = match std::fs::read_dir(parent) {

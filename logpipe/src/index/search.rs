@@ -246,19 +246,22 @@ impl LogIndex {
             ..SearchRequest::default()
         };
         let parsed = self.query(&request)?;
-        let query: Box<dyn Query> = match after {
-            None => parsed,
-            Some(seq) => Box::new(BooleanQuery::new(vec![
-                (Occur::Must, parsed),
-                (
-                    Occur::Must,
-                    Box::new(RangeQuery::new(
-                        Bound::Excluded(Term::from_field_u64(f.seq, seq)),
-                        Bound::Unbounded,
-                    )),
-                ),
-            ])),
-        };
+        // Only final lines (committed with their positions): a line still to come from a partition not
+        // reloaded yet has a lower number than some already visible elsewhere.
+        let visible = self.visible();
+        let from = after.map_or(Bound::Unbounded, |seq| {
+            Bound::Excluded(Term::from_field_u64(f.seq, seq))
+        });
+        let query: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+            (Occur::Must, parsed),
+            (
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    from,
+                    Bound::Excluded(Term::from_field_u64(f.seq, visible)),
+                )),
+            ),
+        ]));
         // Oldest first: the smallest sequence numbers rank highest.
         let oldest_first = TopDocs::with_limit(limit).tweak_score(move |segment: &SegmentReader| {
             let seq = segment
@@ -285,8 +288,16 @@ impl LogIndex {
         Ok(out)
     }
 
-    /// The sequence number of the newest indexed line, if any.
+    /// The sequence number of the newest final line, if any (at most the last number published: the
+    /// live tail starts after it and must miss no line still to become visible).
     pub fn newest_seq(&self) -> Option<u64> {
+        let visible = self.visible();
+        self.newest_indexed_seq()
+            .map(|n| n.min(visible.saturating_sub(1)))
+            .filter(|_| visible > 0)
+    }
+
+    fn newest_indexed_seq(&self) -> Option<u64> {
         let newest_in = TopDocs::with_limit(1).tweak_score(move |segment: &SegmentReader| {
             let seq = segment
                 .fast_fields()
