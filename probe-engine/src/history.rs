@@ -40,10 +40,13 @@ pub struct PodHistory {
     pub containers: BTreeMap<String, Vec<Entry>>,
 }
 
+/// A pod's attempts by container, then probe type.
+type PodEntries = BTreeMap<String, BTreeMap<&'static str, VecDeque<Entry>>>;
+
 #[derive(Default)]
 pub struct History {
-    /// By pod uid, then container, then probe type.
-    pods: Mutex<HashMap<String, BTreeMap<String, BTreeMap<&'static str, VecDeque<Entry>>>>>,
+    /// By pod uid.
+    pods: Mutex<HashMap<String, PodEntries>>,
 }
 
 impl History {
