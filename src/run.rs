@@ -56,6 +56,11 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     pidfile::write(&settings.data_dir).context("writing the pid file")?;
     let shutdown = CancellationToken::new();
     let mut registry = Registry::default();
+    // Probe metrics have an endpoint of their own (`/metrics/probes`, as the kubelet's); the probe
+    // history is served by the API as `pods/probes`.
+    let mut probe_registry = Registry::default();
+    let probe_metrics = probe_engine::metrics::ProbeMetrics::register(&mut probe_registry);
+    let probe_history = Arc::new(probe_engine::history::History::default());
 
     // The log pipeline of this node's containers (up mode), searched through the API under /logs. Pod
     // labels come from a cache of the pods once the API runs.
@@ -96,6 +101,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
         node_data_dir: (mode == Mode::Up).then(|| settings.data_dir.clone()),
         extra_routes,
         public_routes,
+        probe_history: (mode == Mode::Up).then(|| probe_history.clone()),
     }
     .build(ApiServerContext {
         store: store.clone(),
@@ -144,6 +150,8 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
             events: api.events.clone(),
             registry: &mut registry,
             shutdown: shutdown.clone(),
+            probe_metrics: probe_metrics.clone(),
+            probe_history: probe_history.clone(),
         })
         .context("starting the node agent")?;
     }
@@ -152,7 +160,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the metrics address {}", settings.metrics_addr))?;
     let metrics_addr = metrics_listener.local_addr()?;
-    let metrics = metrics_router(Arc::new(registry), api.state.clone());
+    let metrics = metrics_router(Arc::new(registry), Arc::new(probe_registry), api.state.clone());
     let metrics_task = tokio::spawn(control_plane::server::serve(
         metrics_listener,
         metrics,
@@ -231,16 +239,23 @@ struct MetricsState {
     api: ApiState,
 }
 
-fn metrics_router(registry: Arc<Registry>, api: ApiState) -> Router {
+fn metrics_router(registry: Arc<Registry>, probes: Arc<Registry>, api: ApiState) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
+        // The kubelet's own endpoint for probe metrics (`prober_probe_total`), apart from /metrics.
+        .route("/metrics/probes", get(move || async move { exposition(&probes) }))
         .with_state(MetricsState { registry, api })
 }
 
 async fn scrape(State(state): State<MetricsState>) -> axum::response::Response {
     control_plane::server::refresh_store_gauges(&state.api).await;
+    exposition(&state.registry)
+}
+
+/// A registry in the OpenMetrics text format.
+fn exposition(registry: &Registry) -> axum::response::Response {
     let mut body = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, registry) {
         return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
     }
     (

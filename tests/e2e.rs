@@ -22,6 +22,8 @@ mod nodes;
 mod otlp;
 #[path = "e2e/pods.rs"]
 mod pods;
+#[path = "e2e/probes.rs"]
+mod probes;
 #[path = "e2e/reflector.rs"]
 mod reflector;
 #[path = "e2e/replicasets.rs"]

@@ -42,6 +42,8 @@ pub struct ApiServerConfig {
     pub node_data_dir: Option<std::path::PathBuf>,
     /// Other APIs served behind the API's token, by path prefix (the log search API at `/logs`).
     pub extra_routes: Vec<(&'static str, axum::Router)>,
+    /// The node agent's probe history (`up` mode), served as `pods/probes`.
+    pub probe_history: Option<std::sync::Arc<probe_engine::history::History>>,
     /// Pages served without the token, by path prefix (the log search page at `/ui`).
     pub public_routes: Vec<(&'static str, axum::Router)>,
 }
@@ -76,6 +78,7 @@ impl ApiServerConfig {
             .node_data_dir
             .as_deref()
             .map(crate::node::logs::LogFiles::new);
+        state.probes = self.probe_history;
         state.extra_routes = self.extra_routes;
         state.public_routes = self.public_routes;
         state

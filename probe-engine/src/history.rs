@@ -43,7 +43,7 @@ pub struct PodHistory {
 /// A pod's attempts by container, then probe type.
 type PodEntries = BTreeMap<String, BTreeMap<&'static str, VecDeque<Entry>>>;
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct History {
     /// By pod uid.
     pods: Mutex<HashMap<String, PodEntries>>,

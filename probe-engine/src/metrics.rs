@@ -65,12 +65,12 @@ impl ProbeMetrics {
         let metrics = ProbeMetrics::default();
         registry.register(
             "prober_probe",
-            "Cumulative number of a liveness, readiness or startup probe for a container by result.",
+            "Cumulative number of a liveness, readiness or startup probe for a container by result",
             metrics.total.clone(),
         );
         registry.register(
             "prober_probe_duration_seconds",
-            "Duration in seconds for a probe response.",
+            "Duration in seconds for a probe response",
             metrics.duration.clone(),
         );
         metrics

@@ -197,6 +197,7 @@ fn subresources(
     if r.kind == "Pod" {
         out.push(("binding", r.group, r.version, "Binding", &["create"][..]));
         out.push(("log", r.group, r.version, "Pod", &["get"][..]));
+        out.push(("probes", r.group, r.version, "PodProbeHistory", &["get"][..]));
     }
     out
 }

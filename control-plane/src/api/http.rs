@@ -78,6 +78,7 @@ fn resolve(group: &str, version: &str, segments: &[&str]) -> Result<Target, ApiE
             Subresource::Finalize => "finalize",
             Subresource::Binding => "binding",
             Subresource::Log => "log",
+            Subresource::Probes => "probes",
         };
         Ok((sub, sub_name))
     };
@@ -666,6 +667,38 @@ async fn dispatch(
         }
         (
             Target::Sub {
+                rt,
+                ns,
+                name,
+                sub: Subresource::Probes,
+                ..
+            },
+            Method::GET,
+        ) => {
+            let pod = objects.get(rt, ns.as_deref(), &name).await?;
+            let Some(history) = &state.probes else {
+                return Err(ApiError::BadRequest(format!(
+                    "the probes of pod {name} are run by its node's agent, which this server cannot read"
+                )));
+            };
+            let uid = pod
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let view = serde_json::json!({
+                "kind": "PodProbeHistory",
+                "apiVersion": "v1",
+                "metadata": {
+                    "name": name,
+                    "namespace": ns,
+                    "uid": uid,
+                },
+                "containers": history.pod(uid).containers,
+            });
+            Ok(json_response(StatusCode::OK, &view, "application/json"))
+        }
+        (
+            Target::Sub {
                 rt, ns, name, sub, ..
             },
             Method::GET,
@@ -681,7 +714,7 @@ async fn dispatch(
                 rt, ns, name, sub, ..
             },
             Method::PUT,
-        ) if !matches!(sub, Subresource::Binding | Subresource::Log) => {
+        ) if !matches!(sub, Subresource::Binding | Subresource::Log | Subresource::Probes) => {
             let object = decode_body(&content_type, &read_body(body).await?)?;
             let (updated, _) = objects
                 .update(
@@ -702,7 +735,7 @@ async fn dispatch(
             Method::PATCH,
         ) if !matches!(
             sub,
-            Subresource::Finalize | Subresource::Binding | Subresource::Log
+            Subresource::Finalize | Subresource::Binding | Subresource::Log | Subresource::Probes
         ) =>
         {
             let patch_type = PatchType::from_content_type(&content_type)

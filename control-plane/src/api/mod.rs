@@ -41,6 +41,8 @@ pub struct ApiState {
     pub token: Arc<str>,
     /// The node's container logs, for `pods/log` (in `up` mode the agent's files are local).
     pub logs: Option<crate::node::logs::LogFiles>,
+    /// The probe history of the node's agent, for `pods/probes` (in `up` mode).
+    pub probes: Option<Arc<probe_engine::history::History>>,
     /// Other APIs served behind the same token (the log search API), by path prefix.
     pub extra_routes: Vec<(&'static str, Router)>,
     /// Pages served without the token (the log search page, which asks for it), by path prefix.
@@ -54,6 +56,7 @@ impl ApiState {
             metrics,
             token: token.into(),
             logs: None,
+            probes: None,
             extra_routes: Vec::new(),
             public_routes: Vec::new(),
         }

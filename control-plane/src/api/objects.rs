@@ -83,6 +83,8 @@ pub enum Subresource {
     Binding,
     /// Pods' `/log`: a container's log, read from the node's files (get only).
     Log,
+    /// The probe history the node agent keeps (a Glasshouse extension, read only).
+    Probes,
 }
 
 impl Subresource {
@@ -93,6 +95,7 @@ impl Subresource {
             "finalize" if resource.kind == "Namespace" => Some(Subresource::Finalize),
             "binding" if resource.kind == "Pod" => Some(Subresource::Binding),
             "log" if resource.kind == "Pod" => Some(Subresource::Log),
+            "probes" if resource.kind == "Pod" => Some(Subresource::Probes),
             _ => None,
         }
     }
@@ -748,6 +751,9 @@ impl Objects {
                 }
                 Some(Subresource::Log) => {
                     return Err(ApiError::BadRequest("pods/log is read only".into()));
+                }
+                Some(Subresource::Probes) => {
+                    return Err(ApiError::BadRequest("pods/probes is read only".into()));
                 }
                 None => {
                     let desired = self.admit_body(rt, ns, Some(name), desired)?;

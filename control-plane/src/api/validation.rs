@@ -229,6 +229,7 @@ fn validate_pod_spec(spec: &Value, restart_policies: &[&str]) -> Vec<Cause> {
             causes.extend(
                 validate_container(container, &mut names)
                     .into_iter()
+                    .chain(validate_probes(container, field == "initContainers"))
                     .map(|c| c.under(&path)),
             );
         }
@@ -278,6 +279,189 @@ fn validate_container(container: &Value, names: &mut BTreeSet<String>) -> Vec<Ca
         }
     }
     causes
+}
+
+/// A container's probes (k/k `validateLivenessProbe`, `validateReadinessProbe`, `validateStartupProbe`,
+/// `validateProbe`, `validateHandler`): one handler, non-negative numbers, a success threshold of 1 for
+/// liveness and startup, no grace period on readiness, valid ports. Beyond upstream, a named port must
+/// be one of the container's ports (the kubelet would fail every attempt at it).
+fn validate_probes(container: &Value, init: bool) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let port_names: Vec<&str> = container
+        .get("ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("name").and_then(Value::as_str))
+        .collect();
+    for field in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        let Some(probe) = container.get(field).filter(|p| !p.is_null()) else {
+            continue;
+        };
+        if init && container.get("restartPolicy").and_then(Value::as_str) != Some("Always") {
+            causes.push(Cause::forbidden(
+                field,
+                "may not be set for init containers without restartPolicy=Always",
+            ));
+            continue;
+        }
+        let at = |name: &str| format!("{field}.{name}");
+        for name in [
+            "initialDelaySeconds",
+            "timeoutSeconds",
+            "periodSeconds",
+            "successThreshold",
+            "failureThreshold",
+        ] {
+            if let Some(value) = probe.get(name)
+                && value.as_i64().is_some_and(|v| v < 0)
+            {
+                causes.push(Cause::invalid(
+                    at(name),
+                    value,
+                    "must be greater than or equal to 0",
+                ));
+            }
+        }
+        if field != "readinessProbe"
+            && let Some(value) = probe.get("successThreshold")
+            && value.as_i64().is_some_and(|v| v != 1)
+        {
+            causes.push(Cause::invalid(at("successThreshold"), value, "must be 1"));
+        }
+        if let Some(value) = probe
+            .get("terminationGracePeriodSeconds")
+            .filter(|v| !v.is_null())
+        {
+            if field == "readinessProbe" {
+                causes.push(Cause::invalid(
+                    at("terminationGracePeriodSeconds"),
+                    value,
+                    "must not be set for readinessProbes",
+                ));
+            } else if value.as_i64().is_some_and(|v| v <= 0) {
+                causes.push(Cause::invalid(
+                    at("terminationGracePeriodSeconds"),
+                    value,
+                    "must be greater than 0",
+                ));
+            }
+        }
+        let mut handlers = 0;
+        for handler in ["exec", "httpGet", "tcpSocket", "grpc"] {
+            let Some(action) = probe.get(handler).filter(|h| !h.is_null()) else {
+                continue;
+            };
+            if handlers > 0 {
+                causes.push(Cause::forbidden(
+                    at(handler),
+                    "may not specify more than 1 handler type",
+                ));
+                continue;
+            }
+            handlers += 1;
+            let path = at(handler);
+            match handler {
+                "exec" => {
+                    if action
+                        .get("command")
+                        .and_then(Value::as_array)
+                        .is_none_or(Vec::is_empty)
+                    {
+                        causes.push(Cause::required(format!("{path}.command")));
+                    }
+                }
+                "httpGet" => {
+                    if action
+                        .get("path")
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                    {
+                        causes.push(Cause::required(format!("{path}.path")));
+                    }
+                    let scheme = action.get("scheme").cloned().unwrap_or(Value::from(""));
+                    if !["HTTP", "HTTPS"].contains(&scheme.as_str().unwrap_or_default()) {
+                        causes.push(Cause::not_supported(
+                            format!("{path}.scheme"),
+                            &scheme,
+                            &["HTTP", "HTTPS"],
+                        ));
+                    }
+                    causes.extend(probe_port(
+                        action.get("port"),
+                        &port_names,
+                        &format!("{path}.port"),
+                    ));
+                }
+                "tcpSocket" => {
+                    causes.extend(probe_port(
+                        action.get("port"),
+                        &port_names,
+                        &format!("{path}.port"),
+                    ));
+                }
+                _ => {
+                    let port = action.get("port").cloned().unwrap_or(Value::Null);
+                    if !port.as_i64().is_some_and(|p| (1..=65535).contains(&p)) {
+                        causes.push(Cause::invalid(
+                            format!("{path}.port"),
+                            &port,
+                            "must be between 1 and 65535, inclusive",
+                        ));
+                    }
+                }
+            }
+        }
+        if handlers == 0 {
+            causes.push(Cause::required(field).with_message("must specify a handler type"));
+        }
+    }
+    causes
+}
+
+/// A probe's port: a number in range, or a valid port name (`IsValidPortName`) of one of the
+/// container's ports.
+fn probe_port(port: Option<&Value>, names: &[&str], path: &str) -> Vec<Cause> {
+    let port = port.cloned().unwrap_or(Value::Null);
+    if let Some(number) = port.as_i64() {
+        if !(1..=65535).contains(&number) {
+            return vec![Cause::invalid(
+                path,
+                &port,
+                "must be between 1 and 65535, inclusive",
+            )];
+        }
+        return Vec::new();
+    }
+    let Some(name) = port.as_str() else {
+        return vec![Cause::required(path)];
+    };
+    let mut problems = Vec::new();
+    if name.len() > 15 {
+        problems.push("must be no more than 15 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        problems.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
+    }
+    if name.contains("--") {
+        problems.push("must not contain consecutive hyphens");
+    }
+    if !name.chars().any(|c| c.is_ascii_lowercase()) {
+        problems.push("must contain at least one letter (a-z)");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        problems.push("must not begin or end with a hyphen");
+    }
+    if problems.is_empty() && !names.contains(&name) {
+        problems.push("must be the name of one of the container's ports");
+    }
+    problems
+        .into_iter()
+        .map(|p| Cause::invalid(path, &port, p))
+        .collect()
 }
 
 /// Upstream allows only a few pod spec fields to change after creation.
@@ -476,6 +660,58 @@ mod tests {
         let causes = validate("Deployment", &d, None);
         assert_eq!(causes.len(), 1, "{causes:?}");
         assert_eq!(causes[0].field, "spec.template.metadata.labels");
+    }
+
+    #[test]
+    fn probes_keep_upstreams_rules() {
+        let p = json!({"metadata": {"name": "p"}, "spec": {"containers": [{
+            "name": "a", "image": "x", "ports": [{"name": "http", "containerPort": 80}],
+            "livenessProbe": {"httpGet": {"path": "/", "port": "admin", "scheme": "HTTP"},
+                              "tcpSocket": {"port": 80}, "successThreshold": 2},
+            "readinessProbe": {"periodSeconds": -1, "terminationGracePeriodSeconds": 5},
+            "startupProbe": {"httpGet": {"path": "/", "port": "http", "scheme": "HTTP"}}}],
+            "initContainers": [{"name": "i", "image": "x", "readinessProbe": {"exec": {"command": ["true"]}}}]}});
+        let causes: Vec<(String, String)> = validate("Pod", &p, None)
+            .into_iter()
+            .map(|c| (c.field, c.message))
+            .collect();
+        let expect = [
+            (
+                "spec.initContainers[0].readinessProbe",
+                "Forbidden: may not be set for init containers without restartPolicy=Always",
+            ),
+            (
+                "spec.containers[0].livenessProbe.successThreshold",
+                "Invalid value: 2: must be 1",
+            ),
+            (
+                "spec.containers[0].livenessProbe.httpGet.port",
+                "Invalid value: \"admin\": must be the name of one of the container's ports",
+            ),
+            (
+                "spec.containers[0].livenessProbe.tcpSocket",
+                "Forbidden: may not specify more than 1 handler type",
+            ),
+            (
+                "spec.containers[0].readinessProbe.periodSeconds",
+                "Invalid value: -1: must be greater than or equal to 0",
+            ),
+            (
+                "spec.containers[0].readinessProbe.terminationGracePeriodSeconds",
+                "Invalid value: 5: must not be set for readinessProbes",
+            ),
+            (
+                "spec.containers[0].readinessProbe",
+                "Required value: must specify a handler type",
+            ),
+        ];
+        for (field, message) in expect {
+            assert!(
+                causes.iter().any(|(f, m)| f == field && m == message),
+                "{field}: {message} in {causes:#?}"
+            );
+        }
+        assert_eq!(causes.len(), expect.len(), "{causes:#?}");
     }
 
     #[test]

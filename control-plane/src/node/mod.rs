@@ -12,6 +12,7 @@ mod env;
 pub mod host;
 pub mod logs;
 mod pods;
+pub mod probes;
 mod proxy;
 pub mod runtime;
 pub mod shim;
@@ -84,6 +85,9 @@ pub struct NodeAgentContext<'a> {
     pub events: eventer::Broadcaster,
     pub registry: &'a mut Registry,
     pub shutdown: CancellationToken,
+    /// Where probe attempts are counted (`/metrics/probes`) and kept (the `pods/probes` subresource).
+    pub probe_metrics: probe_engine::metrics::ProbeMetrics,
+    pub probe_history: std::sync::Arc<probe_engine::history::History>,
 }
 
 impl NodeAgentConfig {
@@ -114,6 +118,12 @@ impl NodeAgentConfig {
             cgroups,
             NodeMetrics::register(ctx.registry),
             self.pod_network,
+            Arc::new(probes::ProbeContext {
+                metrics: ctx.probe_metrics,
+                history: ctx.probe_history,
+                recorder: recorder.clone(),
+                agent_started: tokio::time::Instant::now(),
+            }),
         ));
         let agent = Agent {
             recorder,

@@ -38,6 +38,7 @@ pub struct Shared {
     pub rotation: Rotation,
     pub cgroups: Cgroups,
     pub metrics: NodeMetrics,
+    pub probes: Arc<super::probes::ProbeContext>,
     ips: Mutex<IpPool>,
 }
 
@@ -74,6 +75,7 @@ impl Shared {
         cgroups: Cgroups,
         metrics: NodeMetrics,
         network: (Ipv4Addr, u8),
+        probes: Arc<super::probes::ProbeContext>,
     ) -> Shared {
         Shared {
             client,
@@ -86,6 +88,7 @@ impl Shared {
             rotation,
             cgroups,
             metrics,
+            probes,
             ips: Mutex::new(IpPool::new(network.0, network.1)),
         }
     }
@@ -145,6 +148,7 @@ impl Shared {
         let _ = std::fs::remove_dir_all(self.run_dir.join(&record.uid));
         let _ = std::fs::remove_dir_all(self.log_dir.join(record.log_dir_name()));
         self.cgroups.remove_pod(&record.uid);
+        self.probes.history.forget(&record.uid);
         self.ips
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -272,8 +272,9 @@ fn container_status(container: &Container, track: Option<&Track>) -> ContainerSt
         image: container.image.clone().unwrap_or_default(),
         image_id: String::new(),
         container_id: current.map(|r| container_id(&r.id)),
-        ready: running,
-        started: Some(running),
+        // Running, and its probes passed: startup for `started`, readiness too for `ready`.
+        ready: running && current.is_some_and(|r| r.ready(container)),
+        started: Some(running && current.is_some_and(|r| r.started(container))),
         restart_count: current.map_or(0, |r| r.restart_count),
         state: Some(state),
         last_state: Some(last_state.unwrap_or_default()),

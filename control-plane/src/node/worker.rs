@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::Backoff;
 use super::cgroups::Limits;
 use super::env::{self, EnvContext};
+use super::probes::{ExecEnv, RunProbes};
 use super::runtime::{self, Attempt, Connection, ExitRecord, ShimSpec, Signal, Signaller};
 use super::status;
 use super::{PodRecord, Shared};
@@ -42,6 +43,32 @@ pub(super) struct Run {
     pub started_at: Option<jiff::Timestamp>,
     pub exit: Option<ExitRecord>,
     signaller: Option<Signaller>,
+    /// How the container runs, for its exec probes.
+    exec: ExecEnv,
+    /// Its probes, while it runs.
+    pub probes: Option<RunProbes>,
+    /// Killed by a failed liveness or startup probe: SIGKILL at this time if it still runs.
+    kill_at: Option<Instant>,
+}
+
+impl Run {
+    /// Ready and started as the kubelet tells them: running, and its probes (if any) passed.
+    pub fn ready(&self, container: &Container) -> bool {
+        self.exit.is_none()
+            && self.kill_at.is_none()
+            && match &self.probes {
+                Some(probes) => probes.ready(),
+                None => container.readiness_probe.is_none() && container.startup_probe.is_none(),
+            }
+    }
+
+    pub fn started(&self, container: &Container) -> bool {
+        self.exit.is_none()
+            && match &self.probes {
+                Some(probes) => probes.started(),
+                None => container.startup_probe.is_none(),
+            }
+    }
 }
 
 /// What the worker knows of one container of its pod.
@@ -70,6 +97,9 @@ pub(super) struct Worker {
     pub tracks: HashMap<String, Track>,
     exits_tx: mpsc::UnboundedSender<String>,
     exits: mpsc::UnboundedReceiver<String>,
+    /// Runs whose probe results changed.
+    probed_tx: mpsc::UnboundedSender<String>,
+    probed: mpsc::UnboundedReceiver<String>,
     last_status: Option<serde_json::Value>,
     /// When the pod first ran all its containers (for the start-latency metric, once).
     started_reported: bool,
@@ -79,6 +109,7 @@ impl Worker {
     /// A worker for the pod with `record`, adopting whatever of it the disk says runs.
     pub fn adopt(shared: Arc<Shared>, record: PodRecord) -> Worker {
         let (exits_tx, exits) = mpsc::unbounded_channel();
+        let (probed_tx, probed) = mpsc::unbounded_channel();
         let mut worker = Worker {
             shared,
             uid: record.uid.clone(),
@@ -87,6 +118,8 @@ impl Worker {
             tracks: HashMap::new(),
             exits_tx,
             exits,
+            probed_tx,
+            probed,
             last_status: None,
             started_reported: false,
         };
@@ -101,6 +134,13 @@ impl Worker {
                 started_at: attempt.start.as_ref().map(|s| s.started_at),
                 exit: attempt.exit.clone(),
                 signaller: None,
+                exec: ExecEnv {
+                    env: attempt.spec.env.clone(),
+                    working_dir: attempt.spec.working_dir.clone(),
+                    cgroups: attempt.spec.cgroups.clone(),
+                },
+                probes: None,
+                kill_at: None,
             };
             if run.exit.is_none() {
                 match Connection::open(&run.id) {
@@ -153,6 +193,8 @@ impl Worker {
                     self.pod = updates.borrow_and_update().clone();
                 }
                 Some(id) = self.exits.recv() => self.exited(&id),
+                // A probe result changed: the next pass acts on it.
+                Some(_) = self.probed.recv() => {}
                 _ = sleep => {}
             }
         }
@@ -181,6 +223,7 @@ impl Worker {
             }
             run.exit = Some(exit);
             run.signaller = None;
+            run.probes = None;
             return;
         }
     }
@@ -225,6 +268,7 @@ impl Worker {
         if initialized && !failed {
             for container in &spec.containers {
                 let track = self.tracks.entry(container.name.clone()).or_default();
+                let killed_by_probe = track.current.as_ref().is_some_and(|r| r.kill_at.is_some());
                 let restart = match track
                     .current
                     .as_ref()
@@ -232,15 +276,79 @@ impl Worker {
                 {
                     None => true,
                     Some(None) => false,
+                    // A container a probe killed restarts unless the policy is Never, whatever its code.
+                    Some(Some(_)) if killed_by_probe => policy != "Never",
                     Some(Some(code)) => policy == "Always" || (policy == "OnFailure" && code != 0),
                 };
                 if restart && let Some(at) = self.start_or_back_off(&pod, container, false).await {
+                    earliest(at);
+                }
+                if let Some(at) = self.probe(&pod, container, policy != "Never").await {
                     earliest(at);
                 }
             }
         }
         self.write_status(&pod).await;
         wake
+    }
+
+    /// Starts the probes of a running container that has none yet, and acts on their results: a liveness
+    /// or startup failure kills the container (SIGTERM, then SIGKILL after the probe's or the pod's grace
+    /// period). Returns when to look again (the SIGKILL).
+    async fn probe(&mut self, pod: &Pod, container: &Container, restart: bool) -> Option<Instant> {
+        let ip = self.record.ip.to_string();
+        let shared = self.shared.clone();
+        let probed = self.probed_tx.clone();
+        let run = self.tracks.get_mut(&container.name)?.current.as_mut()?;
+        if run.exit.is_some() {
+            return None;
+        }
+        if let Some(at) = run.kill_at {
+            if at <= Instant::now()
+                && let Some(signaller) = &mut run.signaller
+            {
+                signaller.send(Signal::Kill).await;
+                return None;
+            }
+            return Some(at);
+        }
+        let probes = run.probes.get_or_insert_with(|| {
+            RunProbes::start(
+                &shared.probes,
+                pod,
+                container,
+                container_ref(pod, &container.name),
+                &run.id,
+                run.restart_count,
+                run.started_at,
+                &ip,
+                run.exec.clone(),
+                probed,
+            )
+        });
+        let kill = probes.kill(&container.name, restart)?;
+        shared.recorder.normal(
+            &container_ref(pod, &container.name),
+            "Killing",
+            kill.message.clone(),
+        );
+        tracing::info!(pod = %self.record.key(), container = %container.name, reason = %kill.message, "killing a container");
+        let grace = kill.grace.unwrap_or_else(|| {
+            Duration::from_secs(
+                pod.spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+                    .unwrap_or(30)
+                    .max(0) as u64,
+            )
+        });
+        run.probes = None;
+        let at = Instant::now() + grace;
+        run.kill_at = Some(at);
+        if let Some(signaller) = &mut run.signaller {
+            signaller.send(Signal::Term).await;
+        }
+        Some(at)
     }
 
     /// Starts `container` unless it is in back-off (then it waits in `CrashLoopBackOff` until the returned
@@ -400,6 +508,13 @@ impl Worker {
             started_at: Some(jiff::Timestamp::now()),
             exit: None,
             signaller: None,
+            exec: ExecEnv {
+                env: spec.env.clone(),
+                working_dir: spec.working_dir.clone(),
+                cgroups: spec.cgroups.clone(),
+            },
+            probes: None,
+            kill_at: None,
         };
         self.watch(&mut run, connection);
         shared.recorder.normal(
@@ -465,6 +580,12 @@ impl Worker {
             None => ORPHAN_GRACE,
         };
         let deadline = Instant::now() + grace;
+        // A pod on its way out is not probed: not restarted for liveness, and not ready.
+        for track in self.tracks.values_mut() {
+            if let Some(run) = &mut track.current {
+                run.probes = None;
+            }
+        }
         let names: Vec<String> = self
             .tracks
             .iter()
