@@ -72,6 +72,9 @@ pub struct Run {
     /// The agent restarted recently: the first attempt waits a random part of a period, so that
     /// probes of adopted containers do not all fire at once.
     pub jitter: bool,
+    /// The result to start from instead of the type's initial value (a container adopted after an
+    /// agent restart keeps what its status said, as the kubelet does since 1.35).
+    pub initial: Option<ProbeResult>,
 }
 
 /// A running worker.
@@ -83,7 +86,8 @@ pub struct Worker {
 
 impl Worker {
     pub fn spawn(spec: ProbeSpec, run: Run, runner: Arc<dyn Runner>, observer: Arc<dyn Observer>) -> Worker {
-        let (tx, result) = watch::channel(ProbeResult::initial(spec.probe_type));
+        let initial = run.initial.unwrap_or(ProbeResult::initial(spec.probe_type));
+        let (tx, result) = watch::channel(initial);
         let stop = CancellationToken::new();
         let task = tokio::spawn(work(spec, run, runner, observer, tx, stop.clone()));
         Worker { result, stop, task }

@@ -321,3 +321,56 @@ spec:
     }
     assert!(said.contains("is invalid"), "a 422: {said}");
 }
+
+#[test]
+fn a_ready_pod_stays_ready_and_in_its_service_when_glasshouse_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = format!("127.0.0.1:{}", crate::support::free_port());
+    let mut server = Server::start_in(dir.path(), &["--api-addr", &api]);
+    let readiness = "    readinessProbe:
+      httpGet: {path: /ready, port: 8080}
+      periodSeconds: 5
+";
+    server.kubectl_ok_input(
+        &["apply", "-f", "-"],
+        &pod("steady", "app: steady", &[], readiness),
+    );
+    server.kubectl_ok_input(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Service\nmetadata: {name: steady}\nspec:\n  selector: {app: steady}\n  ports: [{port: 8080}]\n",
+    );
+    let ip = || server_ip(&server);
+    assert!(eventually(Duration::from_secs(30), || !ip().is_empty()));
+    let endpoints = |server: &Server| {
+        server.kubectl_ok(&[
+            "get",
+            "endpoints",
+            "steady",
+            "-o",
+            "jsonpath={.subsets[*].addresses[*].ip}",
+        ])
+    };
+    assert!(eventually(Duration::from_secs(20), || endpoints(&server) == ip()));
+    let address = ip();
+    // Up for more than 10 s when the agent comes back: its readiness is kept, not probed anew from
+    // "not ready" (which would take it out of the Service for up to a period).
+    std::thread::sleep(Duration::from_secs(11));
+    server.kill9();
+    server = Server::start_in(dir.path(), &["--api-addr", &api]);
+    for _ in 0..40 {
+        assert_eq!(endpoints(&server), address, "the pod stayed in its Service");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let ready = server.kubectl_ok(&[
+        "get",
+        "pod",
+        "steady",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].ready}",
+    ]);
+    assert_eq!(ready, "true");
+}
+
+fn server_ip(server: &Server) -> String {
+    server.kubectl_ok(&["get", "pod", "steady", "-o", "jsonpath={.status.podIP}"])
+}

@@ -63,7 +63,8 @@ pub struct Kill {
 
 impl RunProbes {
     /// Starts the probes `container` has for the run `run_id` (started at `started_at`); result changes
-    /// are told on `wake` with the run's id.
+    /// are told on `wake` with the run's id. `kept`: the run was adopted after an agent restart, with
+    /// the `(ready, started)` its status said (kept, as the kubelet keeps them since 1.35).
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         ctx: &Arc<ProbeContext>,
@@ -76,8 +77,15 @@ impl RunProbes {
         pod_ip: &str,
         exec: ExecEnv,
         wake: mpsc::UnboundedSender<String>,
+        kept: Option<(bool, bool)>,
     ) -> RunProbes {
-        let (started_tx, started_rx) = watch::channel(container.startup_probe.is_none());
+        let (kept_ready, kept_started) = kept.unwrap_or((false, false));
+        let startup_probe = container
+            .startup_probe
+            .as_ref()
+            .filter(|_| !kept_started)
+            .cloned();
+        let (started_tx, started_rx) = watch::channel(startup_probe.is_none());
         let lookup = |name: &str| exec.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let expand = |arg: &str| super::env::expand(arg, lookup);
         let since_start = started_at
@@ -125,12 +133,14 @@ impl RunProbes {
             // Adopted by an agent that just started: a random first delay, so probes do not burst.
             let jitter = ctx.agent_started.elapsed() < spec.params.period && since_start > 1.0;
             let gate = (probe_type != ProbeType::Startup).then(|| started_rx.clone());
+            let initial = (probe_type == ProbeType::Readiness && kept_ready).then_some(ProbeResult::Success);
             Some(Worker::spawn(
                 spec,
                 Run {
                     started_at: started_instant,
                     started: gate,
                     jitter,
+                    initial,
                 },
                 runner.clone(),
                 observer.clone(),
@@ -144,7 +154,7 @@ impl RunProbes {
                 .map(|s| Duration::from_secs(s as u64))
         };
         RunProbes {
-            startup: spawn(ProbeType::Startup, &container.startup_probe),
+            startup: spawn(ProbeType::Startup, &startup_probe),
             liveness: spawn(ProbeType::Liveness, &container.liveness_probe),
             readiness: spawn(ProbeType::Readiness, &container.readiness_probe),
             started: started_tx,

@@ -49,6 +49,8 @@ pub(super) struct Run {
     pub probes: Option<RunProbes>,
     /// Killed by a failed liveness or startup probe: SIGKILL at this time if it still runs.
     kill_at: Option<Instant>,
+    /// Found running when the agent started (not started by this agent).
+    adopted: bool,
 }
 
 impl Run {
@@ -141,6 +143,7 @@ impl Worker {
                 },
                 probes: None,
                 kill_at: None,
+                adopted: true,
             };
             if run.exit.is_none() {
                 match Connection::open(&run.id) {
@@ -312,6 +315,23 @@ impl Worker {
             }
             return Some(at);
         }
+        // A container that ran for more than 10 s before this agent started keeps its readiness and
+        // start from the pod's status (upstream's `kubeletRestartGracePeriod`).
+        let before_agent = shared.probes.agent_started.elapsed() + Duration::from_secs(10);
+        let kept = run
+            .started_at
+            .filter(|t| {
+                run.adopted
+                    && (jiff::Timestamp::now() - *t)
+                        .total(jiff::Unit::Second)
+                        .unwrap_or(0.0)
+                        > before_agent.as_secs_f64()
+            })
+            .and_then(|_| {
+                let status = pod.status.as_ref()?.container_statuses.as_ref()?;
+                let status = status.iter().find(|s| s.name == container.name)?;
+                Some((status.ready, status.started.unwrap_or(false)))
+            });
         let probes = run.probes.get_or_insert_with(|| {
             RunProbes::start(
                 &shared.probes,
@@ -324,6 +344,7 @@ impl Worker {
                 &ip,
                 run.exec.clone(),
                 probed,
+                kept,
             )
         });
         let kill = probes.kill(&container.name, restart)?;
@@ -515,6 +536,7 @@ impl Worker {
             },
             probes: None,
             kill_at: None,
+            adopted: false,
         };
         self.watch(&mut run, connection);
         shared.recorder.normal(

@@ -90,6 +90,7 @@ fn started_run() -> Run {
         started_at: Instant::now(),
         started: None,
         jitter: false,
+        initial: None,
     }
 }
 
@@ -131,6 +132,21 @@ async fn initial_values_then_results_flip_only_at_their_thresholds() {
         *liveness.result.borrow(),
         ProbeResult::Success,
         "liveness starts healthy"
+    );
+    let adopted = Run {
+        initial: Some(ProbeResult::Success),
+        ..started_run()
+    };
+    let kept = Worker::spawn(
+        spec(ProbeType::Readiness, 1, 0, 1, 1),
+        adopted,
+        Script::new(vec![OK]),
+        seen.clone(),
+    );
+    assert_eq!(
+        *kept.result.borrow(),
+        ProbeResult::Success,
+        "an adopted container stays ready"
     );
     let startup = Worker::spawn(
         spec(ProbeType::Startup, 1, 0, 1, 1),
@@ -218,6 +234,7 @@ async fn liveness_and_readiness_wait_for_startup_and_readiness_probes_when_it_pa
         started_at: Instant::now(),
         started,
         jitter: false,
+        initial: None,
     };
     let _l = Worker::spawn(
         spec(ProbeType::Liveness, 10, 0, 1, 3),
