@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The benchmarks recorded in BENCHMARKS.md, each measuring Glasshouse against its peer in the same run:
-# the store alone (redb against etcd), the event correlator, the event shipper, and the API under load
-# with either store plus idle memory.
+# the store alone (redb against etcd), the event correlator, the event shipper, the API under load
+# with either store plus idle memory, pod start-up, the log pipeline, and the probe engine.
 # Starts its own etcd on loopback. Takes a few minutes; results go to stdout (and target/criterion).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/etcd.sh
 
-install_missing
+# The probe benchmark's target and peer: nginx, prometheus-blackbox-exporter and wrk.
+install_missing nginx:nginx prometheus-blackbox-exporter:prometheus-blackbox-exporter wrk:wrk
 start_etcd
 echo "## store throughput (criterion; elements are single-key operations, 64 in flight)"
 cargo bench -p control-plane --features etcd --bench store -- --noplot 2>&1 | grep -E "^store/|time:|thrpt:"
@@ -26,3 +27,9 @@ cargo bench --bench pods
 echo
 echo "## log pipeline: ingest against raw tantivy, write-to-searchable at 50,000 lines/s"
 cargo bench -p logpipe --bench ingest
+echo
+echo "## log search over 10,000,000 lines, and peak memory while they are ingested"
+cargo bench -p logpipe --bench search
+echo
+echo "## probe engine on one core: 10,000 httpGet and 10,000 tcpSocket probes a second, against blackbox_exporter"
+cargo bench -p probe-engine --bench probes

@@ -54,7 +54,10 @@ fn code_name(code: u32) -> &'static str {
 pub async fn probe(host: &str, port: u16, service: &str, timeout: Duration) -> (Outcome, String) {
     let addr = join_host_port(host, port);
     let stream = match tokio::time::timeout(timeout, connect(host, port)).await {
-        Ok(Ok(stream)) => stream,
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            stream
+        }
         Ok(Err(e)) => {
             return (
                 Outcome::Failure,

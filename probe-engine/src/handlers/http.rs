@@ -2,15 +2,13 @@
 //! a `GET` with `User-Agent: kube-probe/<version>` and `Accept: */*` unless the user set them, no
 //! keep-alive, no compression, TLS without verification; redirects followed only to the same host name
 //! (at most 10); 2xx is success, 3xx (not followed) a warning, anything else a failure with its status
-//! code; at most 10 KiB of body is read. The timeout covers the whole exchange.
+//! code; at most 10 KiB of body is read. The timeout covers the whole exchange. HTTP/1.1 is written and
+//! read here (with `httparse`): the probe decides when the connection ends, and it resets it.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::rustls;
 
 use super::tcp::dial_error;
@@ -183,6 +181,7 @@ async fn exchange(url: &Url, headers: &[(String, String)]) -> Result<Response, F
     match url.scheme {
         Scheme::Http => send(stream, url, headers).await,
         Scheme::Https => {
+            let _ = stream.set_nodelay(true);
             let name = rustls::pki_types::ServerName::try_from(url.host.clone())
                 .map_err(|e| Failed::Transport(e.to_string()))?;
             let tls = tokio_rustls::TlsConnector::from(insecure_tls())
@@ -194,89 +193,198 @@ async fn exchange(url: &Url, headers: &[(String, String)]) -> Result<Response, F
     }
 }
 
-async fn send<S>(io: S, url: &Url, headers: &[(String, String)]) -> Result<Response, Failed>
+/// The exchange on an open connection, HTTP/1.1 written and read here: the request, the response's
+/// head, and at most 10 KiB of its body (plain, sized or chunked). The connection is then dropped
+/// (reset): this side never closes first, so it keeps nothing in TIME-WAIT.
+async fn send<S>(mut io: S, url: &Url, headers: &[(String, String)]) -> Result<Response, Failed>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| Failed::Transport(e.to_string()))?;
-    // The connection is driven beside the request; dropped with the probe (the socket resets).
-    let driver = tokio::spawn(connection);
-    let _abort = AbortOnDrop(driver);
-    let mut request = http::Request::get(url.path.as_str());
     let set = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    let mut request = format!("GET {} HTTP/1.1\r\n", url.path);
     if !set("host") {
-        request = request.header(http::header::HOST, join_host_port(&url.host, url.port));
+        request.push_str(&format!("Host: {}\r\n", join_host_port(&url.host, url.port)));
     }
     if !set("user-agent") {
-        request = request.header(http::header::USER_AGENT, USER_AGENT);
+        request.push_str(&format!("User-Agent: {USER_AGENT}\r\n"));
     }
     if !set("accept") {
-        request = request.header(http::header::ACCEPT, "*/*");
+        request.push_str("Accept: */*\r\n");
     }
-    request = request.header(http::header::CONNECTION, "close");
+    request.push_str("Connection: close\r\n");
     for (name, value) in headers {
         // A user header set empty removes the default (upstream: an empty User-Agent or Accept).
         if value.is_empty() && ["user-agent", "accept"].contains(&name.to_ascii_lowercase().as_str()) {
             continue;
         }
-        request = request.header(name.as_str(), value.as_str());
-    }
-    let request = request
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| Failed::Transport(format!("net/http: invalid header: {e}")))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| Failed::Transport(transport_error(&e)))?;
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get(http::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    // At most 10 KiB of the body: an endless one is cut there (not an error), the connection dropped.
-    let mut body = response.into_body();
-    let mut read: Vec<u8> = Vec::new();
-    while read.len() < MAX_OUTPUT {
-        match body.frame().await {
-            None => break,
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    let room = MAX_OUTPUT - read.len();
-                    read.extend_from_slice(&data[..data.len().min(room)]);
-                }
-            }
-            Some(Err(e)) => return Err(Failed::Body(format!("reading the body: {e}"))),
+        if name.contains(['\r', '\n', ':']) || value.contains(['\r', '\n']) {
+            return Err(Failed::Transport(format!(
+                "net/http: invalid header field {name:?}"
+            )));
         }
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
+    request.push_str("\r\n");
+    io.write_all(request.as_bytes())
+        .await
+        .map_err(|e| Failed::Transport(io_error(&e)))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    // The head, skipping informational (1xx) answers as Go's client does.
+    let (status, location, framing, head_len) = loop {
+        let parsed = loop {
+            let mut slots = [httparse::EMPTY_HEADER; 64];
+            let mut response = httparse::Response::new(&mut slots);
+            match response.parse(&buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let header = |name: &str| {
+                        response
+                            .headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case(name))
+                            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+                    };
+                    let framing = if header("transfer-encoding")
+                        .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"))
+                    {
+                        Framing::Chunked
+                    } else if let Some(length) = header("content-length") {
+                        Framing::Length(
+                            length
+                                .parse()
+                                .map_err(|_| Failed::Transport("malformed HTTP response".into()))?,
+                        )
+                    } else {
+                        Framing::UntilClose
+                    };
+                    break (response.code.unwrap_or(0), header("location"), framing, len);
+                }
+                Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
+                Ok(httparse::Status::Partial) => {
+                    return Err(Failed::Transport(
+                        "net/http: server response headers exceeded the limit".into(),
+                    ));
+                }
+                Err(e) => return Err(Failed::Transport(format!("malformed HTTP response: {e}"))),
+            }
+            if read_more(&mut io, &mut buf)
+                .await
+                .map_err(|e| Failed::Transport(io_error(&e)))?
+                == 0
+            {
+                return Err(Failed::Transport("EOF".into()));
+            }
+        };
+        if (100..200).contains(&parsed.0) && parsed.0 != 101 {
+            buf.drain(..parsed.3);
+            continue;
+        }
+        break parsed;
+    };
+    buf.drain(..head_len);
+    let framing = if matches!(status, 204 | 304) {
+        Framing::Length(0)
+    } else {
+        framing
+    };
+    let body = read_body(&mut io, buf, framing).await.map_err(Failed::Body)?;
     Ok(Response {
         status,
         location,
-        body: String::from_utf8_lossy(&read).into_owned(),
+        body: String::from_utf8_lossy(&body).into_owned(),
     })
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<Result<(), hyper::Error>>);
+/// The most a response head may take.
+const MAX_HEAD: usize = 64 * 1024;
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+/// How a body ends.
+enum Framing {
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+async fn read_more<S: AsyncRead + Unpin>(io: &mut S, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut chunk = [0u8; 4096];
+    let n = io.read(&mut chunk).await?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
+/// At most 10 KiB of the body (what follows is not read: an endless body is cut, not an error).
+async fn read_body<S: AsyncRead + Unpin>(
+    io: &mut S,
+    mut buf: Vec<u8>,
+    framing: Framing,
+) -> Result<Vec<u8>, String> {
+    let eof = || "unexpected EOF reading the body".to_string();
+    match framing {
+        Framing::Length(length) => {
+            let want = (length as usize).min(MAX_OUTPUT);
+            while buf.len() < want {
+                if read_more(io, &mut buf).await.map_err(|e| io_error(&e))? == 0 {
+                    return Err(eof());
+                }
+            }
+            buf.truncate(want);
+            Ok(buf)
+        }
+        Framing::UntilClose => {
+            while buf.len() < MAX_OUTPUT {
+                if read_more(io, &mut buf).await.map_err(|e| io_error(&e))? == 0 {
+                    break;
+                }
+            }
+            buf.truncate(MAX_OUTPUT);
+            Ok(buf)
+        }
+        Framing::Chunked => {
+            let mut body = Vec::new();
+            loop {
+                // A chunk: its size in hex (extensions after ';'), CRLF, the data, CRLF.
+                let line_end = loop {
+                    if let Some(at) = buf.windows(2).position(|w| w == b"\r\n") {
+                        break at;
+                    }
+                    if buf.len() > MAX_HEAD || read_more(io, &mut buf).await.map_err(|e| io_error(&e))? == 0 {
+                        return Err(eof());
+                    }
+                };
+                let line = String::from_utf8_lossy(&buf[..line_end]).into_owned();
+                let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+                    .map_err(|_| "malformed chunked encoding".to_string())?;
+                buf.drain(..line_end + 2);
+                if size == 0 {
+                    return Ok(body);
+                }
+                let take = size.min(MAX_OUTPUT - body.len());
+                while buf.len() < take {
+                    if read_more(io, &mut buf).await.map_err(|e| io_error(&e))? == 0 {
+                        return Err(eof());
+                    }
+                }
+                body.extend_from_slice(&buf[..take]);
+                if body.len() >= MAX_OUTPUT {
+                    return Ok(body);
+                }
+                while buf.len() < size + 2 {
+                    if read_more(io, &mut buf).await.map_err(|e| io_error(&e))? == 0 {
+                        return Err(eof());
+                    }
+                }
+                buf.drain(..size + 2);
+            }
+        }
     }
 }
 
-/// A transport error in Go's words where they are well known.
-fn transport_error(e: &hyper::Error) -> String {
-    if e.is_incomplete_message() || e.is_closed() {
-        "EOF".into()
-    } else {
-        let text = e.to_string();
-        if text.contains("reset") {
-            "read: connection reset by peer".into()
-        } else {
-            text
-        }
+/// An I/O error in Go's words where they are well known.
+fn io_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionReset => "read: connection reset by peer".into(),
+        std::io::ErrorKind::BrokenPipe => "write: broken pipe".into(),
+        std::io::ErrorKind::UnexpectedEof => "EOF".into(),
+        _ => e.to_string(),
     }
 }
 

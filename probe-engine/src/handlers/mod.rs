@@ -96,7 +96,8 @@ pub fn join_host_port(host: &str, port: u16) -> String {
     }
 }
 
-/// Connects with `SO_LINGER` 0 and no Nagle delay. The host must be an IP address (pod IPs, or a
+/// Connects with `SO_LINGER` 0 (Nagle's delay is turned off by the handlers that write more than once:
+/// TLS, HTTP/2). The host must be an IP address (pod IPs, or a
 /// `host` the user gave as one); a name is looked up first.
 pub async fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
     let addr: SocketAddr = match host.parse::<std::net::IpAddr>() {
@@ -112,7 +113,6 @@ pub async fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
         TcpSocket::new_v6()?
     };
     socket.set_zero_linger()?;
-    socket.set_nodelay(true)?;
     socket.connect(addr).await
 }
 
