@@ -177,7 +177,17 @@ fn a_failing_readiness_probe_keeps_a_pod_out_of_its_service() {
       httpGet: {path: /ready, port: 8080}
       periodSeconds: 1
 ";
-    server.kubectl_ok_input(&["apply", "-f", "-"], &pod("good", "app: pair", &[], readiness));
+    // The good pod also has an exec liveness probe that passes only in its own environment (its env
+    // var and working directory).
+    let exec = format!(
+        "{readiness}    livenessProbe:
+      exec: {{command: [sh, -c, 'test \"$POD_NAME\" = good && test \"$(pwd)\" = /tmp']}}
+      periodSeconds: 1
+      failureThreshold: 1
+    workingDir: /tmp
+"
+    );
+    server.kubectl_ok_input(&["apply", "-f", "-"], &pod("good", "app: pair", &[], &exec));
     server.kubectl_ok_input(
         &["apply", "-f", "-"],
         &pod("bad", "app: pair", &[("READY", "503")], readiness),
@@ -229,6 +239,27 @@ fn a_failing_readiness_probe_keeps_a_pod_out_of_its_service() {
     for _ in 0..30 {
         assert_eq!(get(&service).as_deref(), Some("good"));
     }
+    // The exec probe ran as the container runs: it passed every time.
+    let history = server.kubectl_ok(&["get", "--raw", "/api/v1/namespaces/default/pods/good/probes"]);
+    let history: serde_json::Value = serde_json::from_str(&history).unwrap();
+    let liveness: Vec<&serde_json::Value> = history["containers"]["app"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["probeType"] == "Liveness")
+        .collect();
+    assert!(
+        !liveness.is_empty() && liveness.iter().all(|a| a["outcome"] == "success"),
+        "{history}"
+    );
+    let good_restarts = server.kubectl_ok(&[
+        "get",
+        "pod",
+        "good",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].restartCount}",
+    ]);
+    assert_eq!(good_restarts, "0");
     // No restart for readiness, and the pod's conditions say why.
     let status = server.kubectl_ok(&["get", "pod", "bad", "-o", "jsonpath={.status.containerStatuses[0].restartCount} {.status.conditions[?(@.type==\"Ready\")].message}"]);
     assert_eq!(status, "0 containers with unready status: [app]");
