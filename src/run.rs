@@ -61,6 +61,9 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     let mut probe_registry = Registry::default();
     let probe_metrics = probe_engine::metrics::ProbeMetrics::register(&mut probe_registry);
     let probe_history = Arc::new(probe_engine::history::History::default());
+    // The node's and the containers' resource usage, sampled by the node agent, served as the kubelet's
+    // /metrics/resource and cAdvisor's /metrics/cadvisor.
+    let collector = collector::Collector::new();
 
     // The log pipeline of this node's containers (up mode), searched through the API under /logs. Pod
     // labels come from a cache of the pods once the API runs.
@@ -152,6 +155,8 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
             shutdown: shutdown.clone(),
             probe_metrics: probe_metrics.clone(),
             probe_history: probe_history.clone(),
+            collector: collector.clone(),
+            resolution: std::time::Duration::from_secs(1),
         })
         .context("starting the node agent")?;
     }
@@ -160,7 +165,8 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the metrics address {}", settings.metrics_addr))?;
     let metrics_addr = metrics_listener.local_addr()?;
-    let metrics = metrics_router(Arc::new(registry), Arc::new(probe_registry), api.state.clone());
+    let metrics = metrics_router(Arc::new(registry), Arc::new(probe_registry), api.state.clone())
+        .merge(collector_router(collector.clone()));
     let metrics_task = tokio::spawn(control_plane::server::serve(
         metrics_listener,
         metrics,
@@ -250,6 +256,27 @@ fn metrics_router(registry: Arc<Registry>, probes: Arc<Registry>, api: ApiState)
 async fn scrape(State(state): State<MetricsState>) -> axum::response::Response {
     control_plane::server::refresh_store_gauges(&state.api).await;
     exposition(&state.registry)
+}
+
+/// `/metrics/resource` and `/metrics/cadvisor` (Prometheus text with sample timestamps, as the kubelet's).
+fn collector_router(collector: collector::Collector) -> Router {
+    let text = |body: String| {
+        (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    };
+    let (resource, cadvisor) = (collector.clone(), collector);
+    Router::new()
+        .route(
+            "/metrics/resource",
+            get(move || async move { text(collector::expose::resource(&resource.snapshot())) }),
+        )
+        .route(
+            "/metrics/cadvisor",
+            get(move || async move { text(collector::expose::cadvisor(&cadvisor.snapshot())) }),
+        )
 }
 
 /// A registry in the OpenMetrics text format.

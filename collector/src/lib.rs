@@ -1,1 +1,122 @@
-//! Collector: node and container resource samples (cgroups, procfs) and pod /metrics scraping. Not built yet; see the issue tracker.
+//! Glasshouse's collector (it runs in every node agent): resource usage of the node and of every
+//! container, sampled every resolution tick (1 s by default) from the containers' cgroups, or from
+//! procfs where there are none (`sample`), and served in the kubelet's `/metrics/resource` and
+//! cAdvisor's `/metrics/cadvisor` formats (`expose`), which metrics-server reads.
+//!
+//! The collector does not know pods: the node agent tells it what runs (`Targets`).
+
+pub mod expose;
+pub mod sample;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use sample::Usage;
+
+/// A container the node runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerTarget {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub image: String,
+    /// The container run's id (cAdvisor's `id`).
+    pub id: String,
+    /// Its cgroup directories (none without cgroups).
+    pub cgroups: Vec<PathBuf>,
+    /// Its main process, leader of its process group (for procfs when there are no cgroups).
+    pub pid: Option<u32>,
+    pub started_at: jiff::Timestamp,
+}
+
+/// What runs on the node now (the node agent's view).
+pub trait Targets: Send + Sync {
+    fn containers(&self) -> Vec<ContainerTarget>;
+}
+
+/// One container's reading.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerSample {
+    pub target: ContainerTarget,
+    pub usage: Usage,
+}
+
+/// The last readings.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub time: Option<jiff::Timestamp>,
+    pub node: Option<Usage>,
+    pub containers: Vec<ContainerSample>,
+}
+
+/// The collector: samples in the background, serves the last snapshot.
+#[derive(Clone)]
+pub struct Collector {
+    last: Arc<RwLock<Snapshot>>,
+    proc_root: PathBuf,
+}
+
+impl Collector {
+    pub fn new() -> Collector {
+        Collector {
+            last: Arc::default(),
+            proc_root: PathBuf::from("/proc"),
+        }
+    }
+
+    /// The last snapshot taken.
+    pub fn snapshot(&self) -> Snapshot {
+        self.last.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Takes one snapshot now.
+    pub fn sample(&self, targets: &dyn Targets) {
+        let containers = targets.containers();
+        // procfs is read once per tick, and only when some container has no cgroups.
+        let groups = if containers.iter().any(|c| c.cgroups.is_empty()) {
+            sample::process_groups(&self.proc_root)
+        } else {
+            Default::default()
+        };
+        let containers = containers
+            .into_iter()
+            .filter_map(|target| {
+                let usage = if target.cgroups.is_empty() {
+                    sample::from_processes(&groups, target.pid?)
+                } else {
+                    sample::from_cgroups(&target.cgroups)
+                }?;
+                Some(ContainerSample { target, usage })
+            })
+            .collect();
+        let snapshot = Snapshot {
+            time: Some(jiff::Timestamp::now()),
+            node: sample::node(&self.proc_root),
+            containers,
+        };
+        *self.last.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+    }
+
+    /// Samples every `resolution` until `shutdown` (on a blocking thread: it reads files).
+    pub fn run(self, targets: Arc<dyn Targets>, resolution: Duration, shutdown: CancellationToken) {
+        std::thread::Builder::new()
+            .name("collector".into())
+            .spawn(move || {
+                while !shutdown.is_cancelled() {
+                    let started = std::time::Instant::now();
+                    self.sample(targets.as_ref());
+                    std::thread::sleep(resolution.saturating_sub(started.elapsed()));
+                }
+            })
+            .expect("spawning a thread");
+    }
+}
+
+impl Default for Collector {
+    fn default() -> Self {
+        Collector::new()
+    }
+}

@@ -50,7 +50,8 @@ pub struct ContainerCgroups {
     pub oom_file: Option<PathBuf>,
 }
 
-const V1_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
+/// cpuacct for CPU accounting (the collector reads `cpuacct.usage`); with cpu it is often one hierarchy.
+const V1_CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
 
 impl Cgroups {
     /// Finds the host's cgroup version under `mount` (normally `/sys/fs/cgroup`) and checks that a
@@ -67,7 +68,7 @@ impl Cgroups {
             }
         } else {
             return unavailable(format!(
-                "no cgroup v2 hierarchy nor cgroup v1 memory, cpu and pids hierarchies under {}",
+                "no cgroup v2 hierarchy nor cgroup v1 memory, cpu, cpuacct and pids hierarchies under {}",
                 mount.display()
             ));
         };

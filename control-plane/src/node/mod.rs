@@ -88,6 +88,10 @@ pub struct NodeAgentContext<'a> {
     /// Where probe attempts are counted (`/metrics/probes`) and kept (the `pods/probes` subresource).
     pub probe_metrics: probe_engine::metrics::ProbeMetrics,
     pub probe_history: std::sync::Arc<probe_engine::history::History>,
+    /// Samples the node's and the containers' resource usage (served by the process).
+    pub collector: collector::Collector,
+    /// How often it samples.
+    pub resolution: std::time::Duration,
 }
 
 impl NodeAgentConfig {
@@ -107,6 +111,7 @@ impl NodeAgentConfig {
             }
             found => tracing::info!(cgroups = ?found, "container cgroups"),
         }
+        let running = Arc::new(pods::Running::default());
         let shared = Arc::new(Shared::new(
             ctx.client.clone(),
             recorder.clone(),
@@ -124,7 +129,9 @@ impl NodeAgentConfig {
                 recorder: recorder.clone(),
                 agent_started: tokio::time::Instant::now(),
             }),
+            running.clone(),
         ));
+        ctx.collector.run(running, ctx.resolution, ctx.shutdown.clone());
         let agent = Agent {
             recorder,
             host,

@@ -39,7 +39,62 @@ pub struct Shared {
     pub cgroups: Cgroups,
     pub metrics: NodeMetrics,
     pub probes: Arc<super::probes::ProbeContext>,
+    /// The containers running now, for the collector.
+    pub running: Arc<Running>,
     ips: Mutex<IpPool>,
+}
+
+/// The containers running on the node, as the collector samples them.
+#[derive(Default)]
+pub struct Running(Mutex<HashMap<String, RunningContainer>>);
+
+struct RunningContainer {
+    pod_uid: String,
+    dir: PathBuf,
+    target: collector::ContainerTarget,
+}
+
+impl Running {
+    /// Notes a running container (again: no change).
+    pub(super) fn add(&self, pod_uid: &str, dir: &Path, target: collector::ContainerTarget) {
+        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        running
+            .entry(target.id.clone())
+            .or_insert_with(|| RunningContainer {
+                pod_uid: pod_uid.to_string(),
+                dir: dir.to_path_buf(),
+                target,
+            });
+    }
+
+    pub(super) fn remove(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    fn remove_pod(&self, pod_uid: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, c| c.pod_uid != pod_uid);
+    }
+}
+
+impl collector::Targets for Running {
+    fn containers(&self) -> Vec<collector::ContainerTarget> {
+        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        running
+            .values_mut()
+            .map(|c| {
+                // Without cgroups the collector follows the main process: the shim records it once it runs.
+                if c.target.cgroups.is_empty() && c.target.pid.is_none() {
+                    c.target.pid = super::runtime::Attempt::read(&c.dir)
+                        .and_then(|a| a.start)
+                        .map(|s| s.pid);
+                }
+                c.target.clone()
+            })
+            .collect()
+    }
 }
 
 /// A pod as the runtime records it (`DIR/run/pods/<uid>/pod.json`).
@@ -76,6 +131,7 @@ impl Shared {
         metrics: NodeMetrics,
         network: (Ipv4Addr, u8),
         probes: Arc<super::probes::ProbeContext>,
+        running: Arc<Running>,
     ) -> Shared {
         Shared {
             client,
@@ -89,6 +145,7 @@ impl Shared {
             cgroups,
             metrics,
             probes,
+            running,
             ips: Mutex::new(IpPool::new(network.0, network.1)),
         }
     }
@@ -149,6 +206,7 @@ impl Shared {
         let _ = std::fs::remove_dir_all(self.log_dir.join(record.log_dir_name()));
         self.cgroups.remove_pod(&record.uid);
         self.probes.history.forget(&record.uid);
+        self.running.remove_pod(&record.uid);
         self.ips
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -227,6 +227,7 @@ impl Worker {
             run.exit = Some(exit);
             run.signaller = None;
             run.probes = None;
+            self.shared.running.remove(&run.id);
             return;
         }
     }
@@ -306,6 +307,20 @@ impl Worker {
         if run.exit.is_some() {
             return None;
         }
+        shared.running.add(
+            &pod.metadata.uid.clone().unwrap_or_default(),
+            &run.dir,
+            collector::ContainerTarget {
+                namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                pod: pod.metadata.name.clone().unwrap_or_default(),
+                container: container.name.clone(),
+                image: container.image.clone().unwrap_or_default(),
+                id: run.id.clone(),
+                cgroups: run.exec.cgroups.dirs.clone(),
+                pid: None,
+                started_at: run.started_at.unwrap_or_else(jiff::Timestamp::now),
+            },
+        );
         if let Some(at) = run.kill_at {
             if at <= Instant::now()
                 && let Some(signaller) = &mut run.signaller
