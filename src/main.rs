@@ -6,6 +6,7 @@ mod config;
 mod event_index;
 mod kubeconfig;
 mod logging;
+mod metrics_api;
 mod pidfile;
 mod pki;
 mod run;

@@ -88,7 +88,24 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
         ),
         Mode::Server => None,
     };
-    let extra_routes = logs.iter().map(|l| ("/logs", l.router())).collect();
+    // metrics.k8s.io (up mode): usage windows over the collector's samples, served through the API.
+    let metrics_store = metrics_server::Store::new(&settings.node_name);
+    let metrics_directory = crate::metrics_api::ApiDirectory::default();
+    let mut extra_routes: Vec<(&'static str, axum::Router)> =
+        logs.iter().map(|l| ("/logs", l.router())).collect();
+    let mut external_groups = Vec::new();
+    if mode == Mode::Up {
+        extra_routes.push((
+            "/apis/metrics.k8s.io",
+            metrics_server::api::router(metrics_store.clone(), Arc::new(metrics_directory.clone())),
+        ));
+        external_groups.push(control_plane::api::discovery::ExternalGroup {
+            name: "metrics.k8s.io",
+            version: "v1beta1",
+            resources: vec![("nodes", "NodeMetrics", false), ("pods", "PodMetrics", true)],
+            verbs: &["get", "list"],
+        });
+    }
     let public_routes = logs.iter().map(|_| ("/ui", logpipe::ui::router())).collect();
 
     let api = ApiServerConfig {
@@ -105,6 +122,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
         extra_routes,
         public_routes,
         probe_history: (mode == Mode::Up).then(|| probe_history.clone()),
+        external_groups,
     }
     .build(ApiServerContext {
         store: store.clone(),
@@ -115,6 +133,14 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("starting the API server on {}", settings.api_addr))?;
 
+    if mode == Mode::Up {
+        let _ = metrics_directory.0.set(api.client.clone());
+        metrics_store.clone().run(
+            collector.clone(),
+            std::time::Duration::from_secs(1),
+            shutdown.clone(),
+        );
+    }
     if logs.is_some() {
         supply_pod_labels(&api.client, &settings.node_name, pod_labels, &shutdown);
     }

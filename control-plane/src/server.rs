@@ -42,6 +42,8 @@ pub struct ApiServerConfig {
     pub node_data_dir: Option<std::path::PathBuf>,
     /// Other APIs served behind the API's token, by path prefix (the log search API at `/logs`).
     pub extra_routes: Vec<(&'static str, axum::Router)>,
+    /// Groups served by other components through `extra_routes` (metrics.k8s.io), for discovery.
+    pub external_groups: Vec<crate::api::discovery::ExternalGroup>,
     /// The node agent's probe history (`up` mode), served as `pods/probes`.
     pub probe_history: Option<std::sync::Arc<probe_engine::history::History>>,
     /// Pages served without the token, by path prefix (the log search page at `/ui`).
@@ -79,6 +81,7 @@ impl ApiServerConfig {
             .as_deref()
             .map(crate::node::logs::LogFiles::new);
         state.probes = self.probe_history;
+        state.external_groups = self.external_groups;
         state.extra_routes = self.extra_routes;
         state.public_routes = self.public_routes;
         state

@@ -76,8 +76,54 @@ impl Format {
     }
 }
 
-/// `/api` (core group) or `/apis` (every other group).
-pub fn root(core: bool, format: Format) -> Value {
+/// A group another component serves through the API server (metrics.k8s.io): it is listed in
+/// discovery; its own documents and requests are that component's.
+#[derive(Clone, Debug)]
+pub struct ExternalGroup {
+    pub name: &'static str,
+    pub version: &'static str,
+    /// Plural, kind, namespaced.
+    pub resources: Vec<(&'static str, &'static str, bool)>,
+    pub verbs: &'static [&'static str],
+}
+
+/// `/api` (core group) or `/apis` (every other group, those served by others too).
+pub fn root(core: bool, format: Format, external: &[ExternalGroup]) -> Value {
+    let mut value = served_root(core, format);
+    if core {
+        return value;
+    }
+    for group in external {
+        match format {
+            Format::Legacy => {
+                if let Some(groups) = value["groups"].as_array_mut() {
+                    groups.push(api_group(group.name, &[group.version]));
+                }
+            }
+            _ => {
+                if let Some(items) = value["items"].as_array_mut() {
+                    items.push(json!({
+                        "metadata": {"name": group.name},
+                        "versions": [{
+                            "version": group.version,
+                            "resources": group.resources.iter().map(|(plural, kind, namespaced)| json!({
+                                "resource": plural,
+                                "responseKind": {"group": group.name, "version": group.version, "kind": kind},
+                                "scope": if *namespaced { "Namespaced" } else { "Cluster" },
+                                "singularResource": "",
+                                "verbs": group.verbs,
+                            })).collect::<Vec<_>>(),
+                            "freshness": "Current",
+                        }],
+                    }));
+                }
+            }
+        }
+    }
+    value
+}
+
+fn served_root(core: bool, format: Format) -> Value {
     let groups: Vec<(&str, Vec<&str>)> = resources::groups()
         .into_iter()
         .filter(|(g, _)| g.is_empty() == core)
@@ -243,7 +289,29 @@ mod tests {
             (scale["group"].as_str(), scale["kind"].as_str()),
             (Some("autoscaling"), Some("Scale"))
         );
-        let agg = root(false, Format::AggregatedV2);
+        let metrics = ExternalGroup {
+            name: "metrics.k8s.io",
+            version: "v1beta1",
+            resources: vec![("pods", "PodMetrics", true)],
+            verbs: &["get", "list"],
+        };
+        let agg = root(false, Format::AggregatedV2, std::slice::from_ref(&metrics));
+        assert!(
+            agg["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["metadata"]["name"] == "metrics.k8s.io"
+                    && g["versions"][0]["resources"][0]["responseKind"]["kind"] == "PodMetrics")
+        );
+        let legacy = root(false, Format::Legacy, &[metrics]);
+        assert!(
+            legacy["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["preferredVersion"]["groupVersion"] == "metrics.k8s.io/v1beta1")
+        );
         let apps = agg["items"]
             .as_array()
             .unwrap()

@@ -157,8 +157,14 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
         None => ApiError::NoRoute.into_response(),
     };
     match segments.as_slice() {
-        ["api"] => return discovery(Some(discovery::root(true, discovery_format)), discovery_format),
-        ["apis"] => return discovery(Some(discovery::root(false, discovery_format)), discovery_format),
+        ["api"] => {
+            let root = discovery::root(true, discovery_format, &state.external_groups);
+            return discovery(Some(root), discovery_format);
+        }
+        ["apis"] => {
+            let root = discovery::root(false, discovery_format, &state.external_groups);
+            return discovery(Some(root), discovery_format);
+        }
         ["api", version] => return discovery(discovery::resource_list("", version), Format::Legacy),
         ["apis", group] => return discovery(discovery::group(group), Format::Legacy),
         ["apis", group, version] => {

@@ -43,6 +43,8 @@ pub struct ApiState {
     pub logs: Option<crate::node::logs::LogFiles>,
     /// The probe history of the node's agent, for `pods/probes` (in `up` mode).
     pub probes: Option<Arc<probe_engine::history::History>>,
+    /// Groups other components serve (through `extra_routes`), listed in discovery.
+    pub external_groups: Vec<discovery::ExternalGroup>,
     /// Other APIs served behind the same token (the log search API), by path prefix.
     pub extra_routes: Vec<(&'static str, Router)>,
     /// Pages served without the token (the log search page, which asks for it), by path prefix.
@@ -57,6 +59,7 @@ impl ApiState {
             token: token.into(),
             logs: None,
             probes: None,
+            external_groups: Vec::new(),
             extra_routes: Vec::new(),
             public_routes: Vec::new(),
         }
