@@ -276,7 +276,10 @@ mod tests {
         };
         let made = cgroups.create("u1", "c1", &limits).unwrap();
         assert_eq!(made.dirs.len(), 4);
-        assert!(dir.path().join("cpuacct/glasshouse/podu1/c1").is_dir(), "for CPU accounting");
+        assert!(
+            dir.path().join("cpuacct/glasshouse/podu1/c1").is_dir(),
+            "for CPU accounting"
+        );
         let read = |p: &str| fs::read_to_string(dir.path().join(p)).unwrap();
         assert_eq!(
             read("memory/glasshouse/podu1/c1/memory.limit_in_bytes"),
