@@ -31,6 +31,26 @@ fn cpu_ticks(pid: u32) -> u64 {
         + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
+/// CPU ticks of a process's threads named `name` (the collector's and the log tailer's threads).
+fn thread_ticks(pid: u32, name: &str) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .filter_map(|t| t.file_name().to_str()?.parse::<u32>().ok())
+        .map(|tid| cpu_ticks_of(&format!("/proc/{pid}/task/{tid}/stat")))
+        .sum()
+}
+
+fn cpu_ticks_of(path: &str) -> u64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
 /// A process's proportional share of the memory it maps (shared pages divided among their users): what
 /// many processes of one binary really cost together.
 fn pss_kib(pid: u32) -> Option<u64> {
@@ -166,17 +186,23 @@ async fn main() {
     let ticks = |pid| cpu_ticks(pid);
     let shims = pids_of(&format!("glasshouse shim {}", dir.path().display()));
     let (before, shims_before): (u64, u64) = (ticks(pid), shims.iter().map(|p| ticks(*p)).sum());
+    let (collector_before, tailer_before) = (thread_ticks(pid, "collector"), thread_ticks(pid, "log-tailer"));
     tokio::time::sleep(IDLE_WINDOW).await;
     let (after, shims_after): (u64, u64) = (ticks(pid), shims.iter().map(|p| ticks(*p)).sum());
+    let (collector_after, tailer_after) = (thread_ticks(pid, "collector"), thread_ticks(pid, "log-tailer"));
     let hz = 100.0;
+    let share = |ticks: u64| ticks as f64 / hz / IDLE_WINDOW.as_secs_f64() * 100.0;
     let cpu = (after - before) as f64 / hz / IDLE_WINDOW.as_secs_f64() * 100.0;
     let shim_cpu = (shims_after - shims_before) as f64 / hz / IDLE_WINDOW.as_secs_f64() * 100.0;
     let rss = common::rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
     let shim_rss: u64 = shims.iter().filter_map(|p| common::rss_kib(*p)).sum();
     let shim_pss: u64 = shims.iter().filter_map(|p| pss_kib(*p)).sum();
     println!(
-        "  with {PODS} pods asleep: glasshouse up RSS {rss:.1} MiB, CPU {cpu:.2}% of one core over {} s",
-        IDLE_WINDOW.as_secs()
+        "  with {PODS} pods asleep: glasshouse up RSS {rss:.1} MiB, CPU {cpu:.2}% of one core over {} s \
+         (of which the collector sampling {PODS} containers every second {:.2}%, the log tailer {:.2}%)",
+        IDLE_WINDOW.as_secs(),
+        share(collector_after - collector_before),
+        share(tailer_after - tailer_before)
     );
     println!(
         "  {} shims: {:.1} MiB PSS in all ({:.0} KiB each; RSS {:.0} KiB each, mostly the shared binary), CPU {shim_cpu:.2}% of one core",

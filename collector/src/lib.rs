@@ -57,13 +57,21 @@ pub struct Snapshot {
 pub struct Collector {
     last: Arc<RwLock<Snapshot>>,
     proc_root: PathBuf,
+    /// Per container id: the slow-changing detail and the tick it was read at.
+    details: Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, sample::Detail)>>>,
+    ticks: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// Ticks between readings of a container's `memory.stat` and `pids.current`.
+const DETAIL_EVERY: u64 = 5;
 
 impl Collector {
     pub fn new() -> Collector {
         Collector {
             last: Arc::default(),
             proc_root: PathBuf::from("/proc"),
+            details: Arc::default(),
+            ticks: Arc::default(),
         }
     }
 
@@ -81,17 +89,29 @@ impl Collector {
         } else {
             Default::default()
         };
-        let containers = containers
+        let tick = self.ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut details = self.details.lock().unwrap_or_else(|e| e.into_inner());
+        let containers: Vec<ContainerSample> = containers
             .into_iter()
             .filter_map(|target| {
                 let usage = if target.cgroups.is_empty() {
-                    sample::from_processes(&groups, target.pid?)
+                    sample::from_processes(&groups, target.pid?)?
                 } else {
-                    sample::from_cgroups(&target.cgroups)
-                }?;
+                    let known = details
+                        .get(&target.id)
+                        .filter(|(at, _)| tick - at < DETAIL_EVERY)
+                        .map(|(_, d)| *d);
+                    let (usage, detail) = sample::from_cgroups(&target.cgroups, known)?;
+                    if known.is_none() {
+                        details.insert(target.id.clone(), (tick, detail));
+                    }
+                    usage
+                };
                 Some(ContainerSample { target, usage })
             })
             .collect();
+        details.retain(|id, _| containers.iter().any(|c| &c.target.id == id));
+        drop(details);
         let snapshot = Snapshot {
             time: Some(jiff::Timestamp::now()),
             node: sample::node(&self.proc_root),

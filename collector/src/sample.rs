@@ -40,44 +40,72 @@ fn stat(path: &Path) -> HashMap<String, u64> {
         .collect()
 }
 
+/// What changes slowly and costs most to read (`memory.stat`, `pids.current`): taken again every few
+/// ticks only.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Detail {
+    pub inactive_file: u64,
+    pub rss: u64,
+    pub processes: u64,
+}
+
 /// A container's usage from its cgroup directories (those of the v1 controllers, or the one v2 one).
-pub fn from_cgroups(dirs: &[PathBuf]) -> Option<Usage> {
+/// Each directory is read for its own controller's files only (cgroupfs opens are the collector's
+/// cost); with `detail` known, `memory.stat` and `pids.current` are not read. Returns the detail used.
+pub fn from_cgroups(dirs: &[PathBuf], detail: Option<Detail>) -> Option<(Usage, Detail)> {
+    let mut fresh = Detail::default();
     let mut usage = Usage::default();
     let mut found = false;
     for dir in dirs {
-        if let Some(ns) = number(&dir.join("cpuacct.usage")) {
+        let controller = ["cpuacct", "memory", "pids", "cpu"]
+            .into_iter()
+            .find(|c| dir.components().any(|part| part.as_os_str() == *c));
+        let v2 = controller.is_none();
+        if controller == Some("cpuacct")
+            && let Some(ns) = number(&dir.join("cpuacct.usage"))
+        {
             usage.cpu_seconds = ns as f64 / 1e9;
             found = true;
         }
-        let cpu = stat(&dir.join("cpu.stat"));
-        if let Some(us) = cpu.get("usage_usec") {
+        if v2 && let Some(us) = stat(&dir.join("cpu.stat")).get("usage_usec") {
             usage.cpu_seconds = *us as f64 / 1e6;
             found = true;
         }
-        let memory =
-            number(&dir.join("memory.usage_in_bytes")).or_else(|| number(&dir.join("memory.current")));
+        let memory = match controller {
+            Some("memory") => number(&dir.join("memory.usage_in_bytes")),
+            None => number(&dir.join("memory.current")),
+            _ => None,
+        };
         if let Some(bytes) = memory {
-            let stat = stat(&dir.join("memory.stat"));
-            let inactive = stat
-                .get("total_inactive_file")
-                .or_else(|| stat.get("inactive_file"))
-                .copied()
-                .unwrap_or(0);
+            if detail.is_none() {
+                let stat = stat(&dir.join("memory.stat"));
+                fresh.inactive_file = stat
+                    .get("total_inactive_file")
+                    .or_else(|| stat.get("inactive_file"))
+                    .copied()
+                    .unwrap_or(0);
+                fresh.rss = stat
+                    .get("total_rss")
+                    .or_else(|| stat.get("rss"))
+                    .or_else(|| stat.get("anon"))
+                    .copied()
+                    .unwrap_or(0);
+            }
             usage.memory_usage_bytes = bytes;
-            usage.memory_working_set_bytes = bytes.saturating_sub(inactive);
-            usage.memory_rss_bytes = stat
-                .get("total_rss")
-                .or_else(|| stat.get("rss"))
-                .or_else(|| stat.get("anon"))
-                .copied()
-                .unwrap_or(0);
             found = true;
         }
-        if let Some(pids) = number(&dir.join("pids.current")) {
-            usage.processes = pids;
+        if detail.is_none()
+            && (v2 || controller == Some("pids"))
+            && let Some(pids) = number(&dir.join("pids.current"))
+        {
+            fresh.processes = pids;
         }
     }
-    found.then_some(usage)
+    let detail = detail.unwrap_or(fresh);
+    usage.memory_working_set_bytes = usage.memory_usage_bytes.saturating_sub(detail.inactive_file);
+    usage.memory_rss_bytes = detail.rss;
+    usage.processes = detail.processes;
+    found.then_some((usage, detail))
 }
 
 /// Clock ticks per second of `/proc/<pid>/stat` times (`USER_HZ`, 100 on Linux).
@@ -197,7 +225,17 @@ mod tests {
             memory_rss_bytes: 6291456,
             processes: 3,
         };
-        assert_eq!(from_cgroups(&v1), Some(expected));
+        assert_eq!(from_cgroups(&v1, None).map(|(u, _)| u), Some(expected));
+        // With the detail known, memory.stat and pids.current are not read again.
+        std::fs::write(v1[0].join("memory.stat"), "total_inactive_file 0\n").unwrap();
+        let detail = from_cgroups(&v1, None).unwrap().1;
+        assert_eq!(detail.inactive_file, 0);
+        let cached = Detail {
+            inactive_file: 2097152,
+            rss: 6291456,
+            processes: 3,
+        };
+        assert_eq!(from_cgroups(&v1, Some(cached)).map(|(u, _)| u), Some(expected));
         let v2 = dir.path().join("v2");
         std::fs::create_dir_all(&v2).unwrap();
         std::fs::write(v2.join("cpu.stat"), "usage_usec 2500000\nuser_usec 2000000\n").unwrap();
@@ -208,8 +246,8 @@ mod tests {
         )
         .unwrap();
         std::fs::write(v2.join("pids.current"), "3\n").unwrap();
-        assert_eq!(from_cgroups(&[v2]), Some(expected));
-        assert_eq!(from_cgroups(&[dir.path().join("missing")]), None);
+        assert_eq!(from_cgroups(&[v2], None).map(|(u, _)| u), Some(expected));
+        assert_eq!(from_cgroups(&[dir.path().join("missing")], None), None);
     }
 
     #[test]

@@ -47,7 +47,13 @@ impl Wakeup {
 
 fn watch(dirs: &[(PathBuf, bool)], tx: SyncSender<()>) -> notify::Result<RecommendedWatcher> {
     // Many events collapse into one wake-up (the channel holds one); overflow and errors wake too.
-    let mut watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Opening and reading files (the tailer's own reads among them) changes nothing to look at.
+        if let Ok(event) = &event
+            && event.kind.is_access()
+        {
+            return;
+        }
         let _ = tx.try_send(());
     })?;
     for (dir, recursive) in dirs {
