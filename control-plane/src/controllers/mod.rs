@@ -5,6 +5,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod endpointslices;
 pub mod garbage_collector;
+pub mod hpa_replicas;
 pub mod namespace;
 pub mod node_lifecycle;
 pub mod replicaset;
