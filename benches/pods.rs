@@ -24,11 +24,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+    cpu_ticks_of(&format!("/proc/{pid}/stat"))
 }
 
 /// CPU ticks of a process's threads named `name` (the collector's and the log tailer's threads).

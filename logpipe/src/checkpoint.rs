@@ -86,7 +86,8 @@ pub fn hash_before(file: &File, end: u64, len: u64) -> std::io::Result<u64> {
     Ok(fnv(&read_at(file, start, end - start)?))
 }
 
-fn read_at(file: &File, at: u64, len: u64) -> std::io::Result<Vec<u8>> {
+/// Up to `len` bytes of `file` from `at` (fewer at its end), without moving its position.
+pub fn read_at(file: &File, at: u64, len: u64) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt;
     let mut buf = vec![0; len as usize];
     let mut filled = 0;

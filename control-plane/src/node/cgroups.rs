@@ -51,6 +51,23 @@ pub struct ContainerCgroups {
 }
 
 /// cpuacct for CPU accounting (the collector reads `cpuacct.usage`); with cpu it is often one hierarchy.
+impl ContainerCgroups {
+    /// Makes the child of `command` join these cgroups before it runs its program (the container's
+    /// process, or a probe's command run as the container).
+    pub fn join_before_exec(&self, command: &mut std::process::Command) -> Result<(), String> {
+        let mut procs: Vec<std::os::fd::OwnedFd> = Vec::new();
+        for cgroup in &self.dirs {
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .open(cgroup.join("cgroup.procs"))
+                .map_err(|e| format!("joining the cgroup {}: {e}", cgroup.display()))?;
+            procs.push(file.into());
+        }
+        super::sys::join_cgroups_before_exec(command, procs);
+        Ok(())
+    }
+}
+
 const V1_CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
 
 impl Cgroups {

@@ -55,16 +55,26 @@ struct RunningContainer {
 }
 
 impl Running {
-    /// Notes a running container (again: no change).
-    pub(super) fn add(&self, pod_uid: &str, dir: &Path, target: collector::ContainerTarget) {
+    /// Notes the running container `id`, made by `target` the first time (again: no change, and
+    /// nothing made).
+    pub(super) fn add(
+        &self,
+        id: &str,
+        dir: &Path,
+        target: impl FnOnce() -> (String, collector::ContainerTarget),
+    ) {
         let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        running
-            .entry(target.id.clone())
-            .or_insert_with(|| RunningContainer {
-                pod_uid: pod_uid.to_string(),
-                dir: dir.to_path_buf(),
-                target,
-            });
+        if !running.contains_key(id) {
+            let (pod_uid, target) = target();
+            running.insert(
+                id.to_string(),
+                RunningContainer {
+                    pod_uid,
+                    dir: dir.to_path_buf(),
+                    target,
+                },
+            );
+        }
     }
 
     pub(super) fn remove(&self, id: &str) {

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -295,17 +294,7 @@ impl ExecRunner for ContainerExec {
             if let Some(dir) = &self.0.working_dir {
                 child.current_dir(dir);
             }
-            let mut procs: Vec<OwnedFd> = Vec::new();
-            for cgroup in &self.0.cgroups.dirs {
-                match std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(cgroup.join("cgroup.procs"))
-                {
-                    Ok(file) => procs.push(file.into()),
-                    Err(e) => return Err(format!("joining the cgroup {}: {e}", cgroup.display())),
-                }
-            }
-            sys::join_cgroups_before_exec(child.as_std_mut(), procs);
+            self.0.cgroups.join_before_exec(child.as_std_mut())?;
             let kill = |pid: u32| {
                 let _ = sys::signal_group(pid, libc::SIGKILL);
             };

@@ -7,7 +7,6 @@
 //! Plain threads, no async runtime: a shim per container must stay small.
 
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::fd::OwnedFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -89,19 +88,9 @@ fn run(dir: &Path, spec: &ShimSpec, listener: std::os::unix::net::UnixListener) 
     if let Some(dir) = &spec.working_dir {
         command.current_dir(dir);
     }
-    let mut procs: Vec<OwnedFd> = Vec::new();
-    for cgroup in &spec.cgroups.dirs {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .open(cgroup.join("cgroup.procs"))
-        {
-            Ok(file) => procs.push(file.into()),
-            Err(e) => {
-                return ExitRecord::start_error(format!("joining the cgroup {}: {e}", cgroup.display()));
-            }
-        }
+    if let Err(message) = spec.cgroups.join_before_exec(&mut command) {
+        return ExitRecord::start_error(message);
     }
-    sys::join_cgroups_before_exec(&mut command, procs);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {

@@ -307,10 +307,8 @@ impl Worker {
         if run.exit.is_some() {
             return None;
         }
-        shared.running.add(
-            &pod.metadata.uid.clone().unwrap_or_default(),
-            &run.dir,
-            collector::ContainerTarget {
+        shared.running.add(&run.id, &run.dir, || {
+            let target = collector::ContainerTarget {
                 namespace: pod.metadata.namespace.clone().unwrap_or_default(),
                 pod: pod.metadata.name.clone().unwrap_or_default(),
                 container: container.name.clone(),
@@ -319,8 +317,9 @@ impl Worker {
                 cgroups: run.exec.cgroups.dirs.clone(),
                 pid: None,
                 started_at: run.started_at.unwrap_or_else(jiff::Timestamp::now),
-            },
-        );
+            };
+            (pod.metadata.uid.clone().unwrap_or_default(), target)
+        });
         if let Some(at) = run.kill_at {
             if at <= Instant::now()
                 && let Some(signaller) = &mut run.signaller

@@ -964,12 +964,11 @@ fn take_remainder(
     if len <= tracked.read_pos || tracked.skipping {
         return;
     }
-    use std::os::unix::fs::FileExt;
-    let mut raw = vec![0u8; (len - tracked.read_pos).min(config.max_line as u64) as usize];
-    let Ok(n) = file.read_at(&mut raw, tracked.read_pos) else {
+    let want = (len - tracked.read_pos).min(config.max_line as u64);
+    let Ok(raw) = crate::checkpoint::read_at(file, tracked.read_pos, want) else {
         return;
     };
-    raw.truncate(n);
+    let n = raw.len();
     let (time, text, stream) = match tracked.origin.host.is_empty().then(|| cri::parse(&raw)).flatten() {
         Some(record) => (record.time, record.text.to_vec(), record.stream.to_string()),
         None => (jiff::Timestamp::now(), raw.clone(), String::new()),
