@@ -73,6 +73,36 @@ pub struct RunArgs {
     #[arg(long, env = "GLASSHOUSE_NODE_MONITOR_GRACE_PERIOD", value_parser = crate::config::parse_duration)]
     pub node_monitor_grace_period: Option<Duration>,
 
+    /// How often the collector samples containers' usage and metrics.k8s.io's rates move on, at
+    /// least 1s (metrics-server's `--metric-resolution`, 15s in its manifest) [default: 1s]
+    #[arg(long, env = "GLASSHOUSE_METRIC_RESOLUTION", value_parser = crate::config::parse_duration)]
+    pub metric_resolution: Option<Duration>,
+
+    /// How often every HorizontalPodAutoscaler is reconciled, at least 1s
+    /// (`--horizontal-pod-autoscaler-sync-period`, 15s upstream) [default: 1s]
+    #[arg(long, env = "GLASSHOUSE_HPA_SYNC_PERIOD", value_parser = crate::config::parse_duration)]
+    pub hpa_sync_period: Option<Duration>,
+
+    /// The HPA's tolerance: no scaling while the metrics are this close to their targets
+    /// (`--horizontal-pod-autoscaler-tolerance`) [default: 0.1]
+    #[arg(long, env = "GLASSHOUSE_HPA_TOLERANCE")]
+    pub hpa_tolerance: Option<f64>,
+
+    /// How long the HPA keeps the highest recent recommendation before scaling down, for HPAs without
+    /// their own window (`--horizontal-pod-autoscaler-downscale-stabilization`) [default: 5m]
+    #[arg(long, env = "GLASSHOUSE_HPA_DOWNSCALE_STABILIZATION", value_parser = crate::config::parse_duration)]
+    pub hpa_downscale_stabilization: Option<Duration>,
+
+    /// How long after a pod starts its CPU samples are only trusted once it is ready
+    /// (`--horizontal-pod-autoscaler-cpu-initialization-period`) [default: 5m]
+    #[arg(long, env = "GLASSHOUSE_HPA_CPU_INITIALIZATION_PERIOD", value_parser = crate::config::parse_duration)]
+    pub hpa_cpu_initialization_period: Option<Duration>,
+
+    /// How long after start a pod that is not ready counts as never having been ready
+    /// (`--horizontal-pod-autoscaler-initial-readiness-delay`) [default: 30s]
+    #[arg(long, env = "GLASSHOUSE_HPA_INITIAL_READINESS_DELAY", value_parser = crate::config::parse_duration)]
+    pub hpa_initial_readiness_delay: Option<Duration>,
+
     /// This node's pod addresses, a loopback range (`up` only) [default: 127.100.0.0/16]
     #[arg(long, env = "GLASSHOUSE_POD_CIDR")]
     pub pod_cidr: Option<String>,

@@ -241,6 +241,8 @@ pub struct Settings {
     pub pod_network: (std::net::Ipv4Addr, u8),
     pub cgroup_root: PathBuf,
     pub max_pods: u32,
+    pub metric_resolution: Duration,
+    pub hpa: control_plane::controllers::hpa::HpaConfig,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -318,11 +320,45 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Settings> {
             Some(n) => n,
             None => control_plane::node::host::DEFAULT_MAX_PODS,
         },
+        metric_resolution: match args.metric_resolution {
+            Some(d) if d < Duration::from_secs(1) => {
+                anyhow::bail!("--metric-resolution: must be at least 1s")
+            }
+            Some(d) => d,
+            None => Duration::from_secs(1),
+        },
+        hpa: hpa_config(args)?,
         cgroup_root: args
             .cgroup_root
             .clone()
             .or(file.cgroup_root)
             .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup")),
+    })
+}
+
+/// The HPA controller's flags over its defaults.
+fn hpa_config(args: &RunArgs) -> anyhow::Result<control_plane::controllers::hpa::HpaConfig> {
+    let defaults = control_plane::controllers::hpa::HpaConfig::default();
+    if args.hpa_sync_period.is_some_and(|d| d < Duration::from_secs(1)) {
+        anyhow::bail!("--hpa-sync-period: must be at least 1s");
+    }
+    if let Some(t) = args.hpa_tolerance
+        && !(t.is_finite() && t >= 0.0)
+    {
+        anyhow::bail!("--hpa-tolerance: must be a number of at least 0, e.g. 0.1");
+    }
+    Ok(control_plane::controllers::hpa::HpaConfig {
+        sync_period: args.hpa_sync_period.unwrap_or(defaults.sync_period),
+        tolerance: args.hpa_tolerance.unwrap_or(defaults.tolerance),
+        downscale_stabilization: args
+            .hpa_downscale_stabilization
+            .unwrap_or(defaults.downscale_stabilization),
+        cpu_initialization_period: args
+            .hpa_cpu_initialization_period
+            .unwrap_or(defaults.cpu_initialization_period),
+        initial_readiness_delay: args
+            .hpa_initial_readiness_delay
+            .unwrap_or(defaults.initial_readiness_delay),
     })
 }
 

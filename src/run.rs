@@ -117,6 +117,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
             node_lifecycle: control_plane::controllers::node_lifecycle::NodeLifecycleConfig {
                 grace_period: settings.node_monitor_grace_period,
             },
+            hpa: settings.hpa.clone(),
         },
         node_data_dir: (mode == Mode::Up).then(|| settings.data_dir.clone()),
         extra_routes,
@@ -135,11 +136,9 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
 
     if mode == Mode::Up {
         let _ = metrics_directory.0.set(api.client.clone());
-        metrics_store.clone().run(
-            collector.clone(),
-            std::time::Duration::from_secs(1),
-            shutdown.clone(),
-        );
+        metrics_store
+            .clone()
+            .run(collector.clone(), settings.metric_resolution, shutdown.clone());
     }
     if logs.is_some() {
         supply_pod_labels(&api.client, &settings.node_name, pod_labels, &shutdown);
@@ -182,7 +181,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
             probe_metrics: probe_metrics.clone(),
             probe_history: probe_history.clone(),
             collector: collector.clone(),
-            resolution: std::time::Duration::from_secs(1),
+            resolution: settings.metric_resolution,
         })
         .context("starting the node agent")?;
     }

@@ -6,6 +6,8 @@ mod support;
 
 #[path = "e2e/api_errors.rs"]
 mod api_errors;
+#[path = "e2e/autoscaling.rs"]
+mod autoscaling;
 #[path = "e2e/collector.rs"]
 mod collector;
 #[path = "e2e/deployments.rs"]

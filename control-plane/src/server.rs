@@ -81,6 +81,7 @@ impl ApiServerConfig {
             .as_deref()
             .map(crate::node::logs::LogFiles::new);
         state.probes = self.probe_history;
+        let hpa_decisions = state.hpa_decisions.clone();
         state.external_groups = self.external_groups;
         state.extra_routes = self.extra_routes;
         state.public_routes = self.public_routes;
@@ -110,6 +111,7 @@ impl ApiServerConfig {
             client.clone(),
             &events,
             controller_metrics,
+            hpa_decisions,
             ctx.shutdown.clone(),
         );
         let task = tokio::spawn(serve(listener, router.clone(), self.tls, ctx.shutdown));

@@ -6,8 +6,8 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment};
 use k8s_openapi::api::autoscaling::v2::{
-    HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior, MetricSpec,
-    MetricTarget, ResourceMetricSource,
+    HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, MetricSpec, MetricTarget,
+    ResourceMetricSource,
 };
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
@@ -276,9 +276,11 @@ fn default_hpa(hpa: &mut HorizontalPodAutoscaler) {
             ..Default::default()
         }]);
     }
-    let behavior = spec
-        .behavior
-        .get_or_insert_with(HorizontalPodAutoscalerBehavior::default);
+    // Behavior defaults only fill a behavior the HPA has: without one the controller takes its legacy
+    // path. The scale-down window stays unset, for the controller's flag.
+    let Some(behavior) = spec.behavior.as_mut() else {
+        return;
+    };
     let policy = |type_: &str, value: i32| HPAScalingPolicy {
         type_: type_.into(),
         value,
@@ -290,7 +292,6 @@ fn default_hpa(hpa: &mut HorizontalPodAutoscaler) {
     up.policies
         .get_or_insert_with(|| vec![policy("Pods", 4), policy("Percent", 100)]);
     let down = behavior.scale_down.get_or_insert_with(HPAScalingRules::default);
-    down.stabilization_window_seconds.get_or_insert(300);
     down.select_policy.get_or_insert_with(|| "Max".into());
     down.policies.get_or_insert_with(|| vec![policy("Percent", 100)]);
 }
@@ -362,9 +363,18 @@ mod tests {
             h["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
             80
         );
-        assert_eq!(
-            h["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
-            300
+        assert!(h["spec"].get("behavior").is_none(), "no behavior, no defaults");
+        let h = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "w"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "w"}, "maxReplicas": 5,
+                     "behavior": {"scaleUp": {"stabilizationWindowSeconds": 30}}}});
+        let h = normalize("HorizontalPodAutoscaler", "v2", h, true).unwrap();
+        let b = &h["spec"]["behavior"];
+        assert_eq!(b["scaleUp"]["stabilizationWindowSeconds"], 30);
+        assert_eq!(b["scaleUp"]["policies"].as_array().unwrap().len(), 2);
+        assert_eq!(b["scaleDown"]["selectPolicy"], "Max");
+        assert!(
+            b["scaleDown"].get("stabilizationWindowSeconds").is_none(),
+            "the controller's flag decides"
         );
     }
 }

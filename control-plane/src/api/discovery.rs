@@ -245,6 +245,15 @@ fn subresources(
         out.push(("log", r.group, r.version, "Pod", &["get"][..]));
         out.push(("probes", r.group, r.version, "PodProbeHistory", &["get"][..]));
     }
+    if r.kind == "HorizontalPodAutoscaler" {
+        out.push((
+            "decisions",
+            r.group,
+            r.version,
+            "HorizontalPodAutoscalerDecisions",
+            &["get"][..],
+        ));
+    }
     out
 }
 

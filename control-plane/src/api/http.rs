@@ -79,6 +79,7 @@ fn resolve(group: &str, version: &str, segments: &[&str]) -> Result<Target, ApiE
             Subresource::Binding => "binding",
             Subresource::Log => "log",
             Subresource::Probes => "probes",
+            Subresource::Decisions => "decisions",
         };
         Ok((sub, sub_name))
     };
@@ -705,6 +706,33 @@ async fn dispatch(
         }
         (
             Target::Sub {
+                rt,
+                ns,
+                name,
+                sub: Subresource::Decisions,
+                ..
+            },
+            Method::GET,
+        ) => {
+            let hpa = objects.get(rt, ns.as_deref(), &name).await?;
+            let uid = hpa
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let view = serde_json::json!({
+                "kind": "HorizontalPodAutoscalerDecisions",
+                "apiVersion": rt.api_version(),
+                "metadata": {
+                    "name": name,
+                    "namespace": ns,
+                    "uid": uid,
+                },
+                "decisions": state.hpa_decisions.of(uid),
+            });
+            Ok(json_response(StatusCode::OK, &view, "application/json"))
+        }
+        (
+            Target::Sub {
                 rt, ns, name, sub, ..
             },
             Method::GET,
@@ -720,7 +748,11 @@ async fn dispatch(
                 rt, ns, name, sub, ..
             },
             Method::PUT,
-        ) if !matches!(sub, Subresource::Binding | Subresource::Log | Subresource::Probes) => {
+        ) if !matches!(
+            sub,
+            Subresource::Binding | Subresource::Log | Subresource::Probes | Subresource::Decisions
+        ) =>
+        {
             let object = decode_body(&content_type, &read_body(body).await?)?;
             let (updated, _) = objects
                 .update(
@@ -741,7 +773,11 @@ async fn dispatch(
             Method::PATCH,
         ) if !matches!(
             sub,
-            Subresource::Finalize | Subresource::Binding | Subresource::Log | Subresource::Probes
+            Subresource::Finalize
+                | Subresource::Binding
+                | Subresource::Log
+                | Subresource::Probes
+                | Subresource::Decisions
         ) =>
         {
             let patch_type = PatchType::from_content_type(&content_type)

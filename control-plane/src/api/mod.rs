@@ -43,6 +43,8 @@ pub struct ApiState {
     pub logs: Option<crate::node::logs::LogFiles>,
     /// The probe history of the node's agent, for `pods/probes` (in `up` mode).
     pub probes: Option<Arc<probe_engine::history::History>>,
+    /// The HPA controller's explained decisions, for `horizontalpodautoscalers/decisions`.
+    pub hpa_decisions: Arc<crate::controllers::hpa::decisions::Decisions>,
     /// Groups other components serve (through `extra_routes`), listed in discovery.
     pub external_groups: Vec<discovery::ExternalGroup>,
     /// Other APIs served behind the same token (the log search API), by path prefix.
@@ -59,6 +61,7 @@ impl ApiState {
             token: token.into(),
             logs: None,
             probes: None,
+            hpa_decisions: Arc::default(),
             external_groups: Vec::new(),
             extra_routes: Vec::new(),
             public_routes: Vec::new(),

@@ -85,6 +85,8 @@ pub enum Subresource {
     Log,
     /// The probe history the node agent keeps (a Glasshouse extension, read only).
     Probes,
+    /// An HPA's explained decisions (a Glasshouse extension, read only).
+    Decisions,
 }
 
 impl Subresource {
@@ -96,6 +98,7 @@ impl Subresource {
             "binding" if resource.kind == "Pod" => Some(Subresource::Binding),
             "log" if resource.kind == "Pod" => Some(Subresource::Log),
             "probes" if resource.kind == "Pod" => Some(Subresource::Probes),
+            "decisions" if resource.kind == "HorizontalPodAutoscaler" => Some(Subresource::Decisions),
             _ => None,
         }
     }
@@ -754,6 +757,11 @@ impl Objects {
                 }
                 Some(Subresource::Probes) => {
                     return Err(ApiError::BadRequest("pods/probes is read only".into()));
+                }
+                Some(Subresource::Decisions) => {
+                    return Err(ApiError::BadRequest(
+                        "horizontalpodautoscalers/decisions is read only".into(),
+                    ));
                 }
                 None => {
                     let desired = self.admit_body(rt, ns, Some(name), desired)?;

@@ -627,6 +627,217 @@ fn validate_hpa(spec: &Value) -> Vec<Cause> {
         )),
         Some(_) => {}
     }
+    for direction in ["scaleUp", "scaleDown"] {
+        if let Some(rules) = spec.pointer(&format!("/behavior/{direction}")) {
+            causes.extend(validate_scaling_rules(
+                rules,
+                &format!("spec.behavior.{direction}"),
+            ));
+        }
+    }
+    for (i, metric) in spec
+        .get("metrics")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        causes.extend(validate_metric_spec(metric, &format!("spec.metrics[{i}]")));
+    }
+    causes
+}
+
+/// `validateScalingRules` (k/k `pkg/apis/autoscaling/validation`).
+fn validate_scaling_rules(rules: &Value, path: &str) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    if let Some(window) = rules.get("stabilizationWindowSeconds").and_then(Value::as_i64) {
+        if window < 0 {
+            causes.push(Cause::invalid(
+                format!("{path}.stabilizationWindowSeconds"),
+                &Value::from(window),
+                "must be greater than or equal to zero",
+            ));
+        } else if window > 3600 {
+            causes.push(Cause::invalid(
+                format!("{path}.stabilizationWindowSeconds"),
+                &Value::from(window),
+                "must be less than or equal to 3600",
+            ));
+        }
+    }
+    if let Some(select) = rules.get("selectPolicy")
+        && !["Max", "Min", "Disabled"].contains(&select.as_str().unwrap_or_default())
+    {
+        causes.push(Cause::not_supported(
+            format!("{path}.selectPolicy"),
+            select,
+            &["Disabled", "Max", "Min"],
+        ));
+    }
+    match rules.get("policies").and_then(Value::as_array) {
+        Some(policies) if policies.is_empty() => causes.push(
+            Cause::required(format!("{path}.policies")).with_message("must specify at least one Policy"),
+        ),
+        policies => {
+            for (i, policy) in policies.into_iter().flatten().enumerate() {
+                let at = format!("{path}.policies[{i}]");
+                let kind = policy.get("type").cloned().unwrap_or(Value::Null);
+                if !["Pods", "Percent"].contains(&kind.as_str().unwrap_or_default()) {
+                    causes.push(Cause::not_supported(
+                        format!("{at}.type"),
+                        &kind,
+                        &["Percent", "Pods"],
+                    ));
+                }
+                let value = policy.get("value").cloned().unwrap_or(Value::Null);
+                if value.as_i64().is_none_or(|v| v <= 0) {
+                    causes.push(Cause::invalid(
+                        format!("{at}.value"),
+                        &value,
+                        "must be greater than zero",
+                    ));
+                }
+                let period = policy.get("periodSeconds").cloned().unwrap_or(Value::Null);
+                match period.as_i64() {
+                    Some(p) if p > 1800 => causes.push(Cause::invalid(
+                        format!("{at}.periodSeconds"),
+                        &period,
+                        "must be less than or equal to 1800",
+                    )),
+                    Some(p) if p > 0 => {}
+                    _ => causes.push(Cause::invalid(
+                        format!("{at}.periodSeconds"),
+                        &period,
+                        "must be greater than zero",
+                    )),
+                }
+            }
+        }
+    }
+    if let Some(tolerance) = rules.get("tolerance")
+        && crate::scheduler::fit::milli_value(tolerance.as_str().unwrap_or_default()).is_none_or(|m| m < 0)
+    {
+        causes.push(Cause::invalid(
+            format!("{path}.tolerance"),
+            tolerance,
+            "must be greater than or equal to 0",
+        ));
+    }
+    causes
+}
+
+/// `validateMetricSpec`: the source named by `type` is set, alone, with a target of its kind.
+fn validate_metric_spec(metric: &Value, path: &str) -> Vec<Cause> {
+    const TYPES: [(&str, &str); 5] = [
+        ("Object", "object"),
+        ("Pods", "pods"),
+        ("Resource", "resource"),
+        ("ContainerResource", "containerResource"),
+        ("External", "external"),
+    ];
+    let mut causes = Vec::new();
+    let kind = metric.get("type").cloned().unwrap_or(Value::Null);
+    let Some((_, field)) = TYPES.iter().find(|(t, _)| Some(*t) == kind.as_str()) else {
+        causes.push(Cause::not_supported(
+            format!("{path}.type"),
+            &kind,
+            &TYPES.map(|(t, _)| t),
+        ));
+        return causes;
+    };
+    for (other, other_field) in TYPES {
+        if other_field != *field && metric.get(other_field).is_some_and(|v| !v.is_null()) {
+            causes.push(Cause::invalid(
+                format!("{path}.{other_field}"),
+                &Value::from("..."),
+                format!("must populate the given metric source only ({other} is set)"),
+            ));
+        }
+    }
+    let Some(source) = metric.get(*field).filter(|v| !v.is_null()) else {
+        causes.push(
+            Cause::required(format!("{path}.{field}"))
+                .with_message("must populate information for the given metric source"),
+        );
+        return causes;
+    };
+    let at = format!("{path}.{field}");
+    match *field {
+        "resource" | "containerResource" => {
+            if source
+                .get("name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                causes.push(Cause::required(format!("{at}.name")));
+            }
+            if *field == "containerResource"
+                && source
+                    .get("container")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+            {
+                causes.push(Cause::required(format!("{at}.container")));
+            }
+        }
+        _ => {
+            if source
+                .pointer("/metric/name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                causes.push(Cause::required(format!("{at}.metric.name")));
+            }
+            if *field == "object"
+                && ["kind", "name"].iter().any(|f| {
+                    source
+                        .pointer(&format!("/describedObject/{f}"))
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                })
+            {
+                causes.push(Cause::required(format!("{at}.describedObject")));
+            }
+        }
+    }
+    let target = source.get("target").cloned().unwrap_or(Value::Null);
+    let allowed: &[&str] = match *field {
+        "resource" | "containerResource" => &["Utilization", "AverageValue"],
+        "pods" => &["AverageValue"],
+        _ => &["Value", "AverageValue"],
+    };
+    let target_type = target.get("type").cloned().unwrap_or(Value::Null);
+    if !allowed.contains(&target_type.as_str().unwrap_or_default()) {
+        causes.push(Cause::not_supported(
+            format!("{at}.target.type"),
+            &target_type,
+            allowed,
+        ));
+        return causes;
+    }
+    let needed = match target_type.as_str() {
+        Some("Utilization") => "averageUtilization",
+        Some("AverageValue") => "averageValue",
+        _ => "value",
+    };
+    match target.get(needed) {
+        None | Some(Value::Null) => causes.push(Cause::required(format!("{at}.target.{needed}"))),
+        Some(v) if needed == "averageUtilization" && v.as_i64().is_none_or(|u| u <= 0) => causes.push(
+            Cause::invalid(format!("{at}.target.{needed}"), v, "must be greater than 0"),
+        ),
+        Some(v)
+            if needed != "averageUtilization"
+                && crate::scheduler::fit::milli_value(v.as_str().unwrap_or(&v.to_string()))
+                    .is_none_or(|q| q <= 0) =>
+        {
+            causes.push(Cause::invalid(
+                format!("{at}.target.{needed}"),
+                v,
+                "must be positive",
+            ))
+        }
+        Some(_) => {}
+    }
     causes
 }
 

@@ -5,7 +5,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod endpointslices;
 pub mod garbage_collector;
-pub mod hpa_replicas;
+pub mod hpa;
 pub mod namespace;
 pub mod node_lifecycle;
 pub mod replicaset;
@@ -259,6 +259,7 @@ pub async fn run_controller<K, Child, C, E, F, Fut>(
 #[derive(Clone, Debug, Default)]
 pub struct ControllersConfig {
     pub node_lifecycle: node_lifecycle::NodeLifecycleConfig,
+    pub hpa: hpa::HpaConfig,
 }
 
 /// Starts every controller, each recording its events under its upstream component name; they stop with
@@ -268,8 +269,16 @@ pub fn start(
     client: kube::Client,
     events: &eventer::Broadcaster,
     metrics: ControllerMetrics,
+    hpa_decisions: Arc<hpa::decisions::Decisions>,
     shutdown: CancellationToken,
 ) {
+    let hpa = Arc::new(hpa::Context::new(
+        client.clone(),
+        events.recorder(hpa::COMPONENT, None),
+        config.hpa,
+        hpa_decisions,
+    ));
+    tokio::spawn(hpa::run(hpa, metrics.clone(), shutdown.clone()));
     let gc_events = events.recorder(garbage_collector::COMPONENT, None);
     tokio::spawn(garbage_collector::run(
         client.clone(),
