@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/etcd.sh
 
-# The UI test drives Debian's Chromium with playwright-core, installed from npm by name.
-install_missing chromium:chromium node:nodejs npm:npm
+# The UI test drives Debian's Chromium with playwright-core, installed from npm by name; the external
+# metrics test queries Debian's Prometheus.
+install_missing chromium:chromium node:nodejs npm:npm prometheus:prometheus
 (cd tests/ui && { [ -d node_modules/playwright-core ] || npm install --no-audit --no-fund --silent; })
 if ! command -v kubectl >/dev/null; then
   echo "error: the end-to-end tests drive the real kubectl, and none is on PATH" >&2

@@ -16,6 +16,7 @@
 //! cgroupRoot: /sys/fs/cgroup
 //! events: {sinks: {…}, routes: […], drop: […]}   # the event shipper, see eventer::shipper::config
 //! logs: {sources: [{name, paths, exclude, startAt}]} # host files to index, see logpipe::config
+//! metrics: {rules: […], external: […]}  # custom and external metrics, see metrics_server::config
 //! ```
 
 use std::net::SocketAddr;
@@ -65,6 +66,9 @@ pub struct ConfigFile {
     /// Host files the log pipeline follows besides the containers' logs.
     #[serde(default)]
     pub logs: logpipe::config::LogsConfig,
+    /// Custom metrics rules and external metric sources (see the README).
+    #[serde(default)]
+    pub metrics: metrics_server::config::MetricsConfig,
 }
 
 impl ConfigFile {
@@ -114,6 +118,7 @@ impl ConfigFile {
         if self.container_log_max_files.is_some_and(|n| n < 2) {
             problems.push("containerLogMaxFiles: must be at least 2".into());
         }
+        problems.extend(self.metrics.validate());
         if self.max_pods == Some(0) {
             problems.push("maxPods: must be at least 1".into());
         }
@@ -243,6 +248,7 @@ pub struct Settings {
     pub max_pods: u32,
     pub metric_resolution: Duration,
     pub hpa: control_plane::controllers::hpa::HpaConfig,
+    pub metrics: metrics_server::config::MetricsConfig,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -288,6 +294,7 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<Settings> {
             (None, None) => Duration::from_secs(3600),
         },
         events: file.events,
+        metrics: file.metrics,
         // Validated when the file was loaded.
         log_retention: log_retention(&file.logs).map_err(|e| anyhow::anyhow!(e))?,
         logs: file.logs,
@@ -386,6 +393,26 @@ mod tests {
         let config: ConfigFile = serde_yaml::from_str(example).unwrap();
         assert_eq!(config.validate(), Vec::<String>::new());
         assert_eq!(config.events.sinks.len(), 4);
+    }
+
+    #[test]
+    fn the_readme_metrics_example_is_valid() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("apiVersion: glasshouse/v1alpha1\nmetrics:")
+            .expect("the README shows a metrics config");
+        let example = &readme[start..start + readme[start..].find("```").unwrap()];
+        let config: ConfigFile = serde_yaml::from_str(example).unwrap();
+        assert_eq!(config.validate(), Vec::<String>::new());
+        assert_eq!(
+            (config.metrics.rules.len(), config.metrics.external.len()),
+            (1, 2)
+        );
+        let bad: ConfigFile = serde_yaml::from_str(
+            "apiVersion: glasshouse/v1alpha1\nmetrics:\n  rules: [{seriesQuery: 'x{'}]\n  external: [{name: q}]\n",
+        )
+        .unwrap();
+        assert_eq!(bad.validate().len(), 2, "{:?}", bad.validate());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};
-use metrics_server::api::{Directory, Failure, PodMeta};
+use metrics_server::api::{Directory, Failure, LabelRequirement, PodMeta};
 
 #[derive(Clone, Default)]
 pub struct ApiDirectory(pub Arc<OnceLock<kube::Client>>);
@@ -69,5 +69,22 @@ impl Directory for ApiDirectory {
             let nodes = api.list(&params).await.map_err(failure)?;
             Ok(nodes.items.into_iter().map(|n| meta(n.metadata)).collect())
         })
+    }
+
+    fn parse_selector(&self, selector: &str) -> Result<Vec<LabelRequirement>, Failure> {
+        use control_plane::api::selectors::{LabelSelector, Requirement};
+        let parsed = LabelSelector::parse(selector).map_err(|e| (400, e.to_string()))?;
+        Ok(parsed
+            .0
+            .into_iter()
+            .map(|r| match r {
+                Requirement::Equals(k, v) => LabelRequirement::In(k, vec![v]),
+                Requirement::NotEquals(k, v) => LabelRequirement::NotIn(k, vec![v]),
+                Requirement::In(k, v) => LabelRequirement::In(k, v),
+                Requirement::NotIn(k, v) => LabelRequirement::NotIn(k, v),
+                Requirement::Exists(k) => LabelRequirement::Exists(k),
+                Requirement::DoesNotExist(k) => LabelRequirement::DoesNotExist(k),
+            })
+            .collect())
     }
 }

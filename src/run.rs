@@ -63,7 +63,8 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     let probe_history = Arc::new(probe_engine::history::History::default());
     // The node's and the containers' resource usage, sampled by the node agent, served as the kubelet's
     // /metrics/resource and cAdvisor's /metrics/cadvisor.
-    let collector = collector::Collector::new();
+    let collector =
+        collector::Collector::with_metrics(collector::scrape::CollectorMetrics::register(&mut registry));
 
     // The log pipeline of this node's containers (up mode), searched through the API under /logs. Pod
     // labels come from a cache of the pods once the API runs.
@@ -105,7 +106,44 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
             resources: vec![("nodes", "NodeMetrics", false), ("pods", "PodMetrics", true)],
             verbs: &["get", "list"],
         });
+        // custom.metrics.k8s.io from the pods' scraped series; its metrics come and go with them, so
+        // discovery lists the group and `/apis/custom.metrics.k8s.io/v1beta2` the metrics of the moment.
+        let rules = settings
+            .metrics
+            .rules
+            .iter()
+            .map(metrics_server::custom::CompiledRule::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("metrics.rules: {e}"))?;
+        extra_routes.push((
+            "/apis/custom.metrics.k8s.io",
+            metrics_server::custom::router(
+                rules,
+                collector.scraper().clone(),
+                Arc::new(metrics_directory.clone()),
+            ),
+        ));
+        external_groups.push(control_plane::api::discovery::ExternalGroup {
+            name: "custom.metrics.k8s.io",
+            version: "v1beta2",
+            resources: Vec::new(),
+            verbs: &["get"],
+        });
     }
+    // external.metrics.k8s.io from the configured sources (any mode: it needs no node).
+    extra_routes.push((
+        "/apis/external.metrics.k8s.io",
+        metrics_server::external::router(
+            settings.metrics.external.clone(),
+            Arc::new(metrics_directory.clone()),
+        ),
+    ));
+    external_groups.push(control_plane::api::discovery::ExternalGroup {
+        name: "external.metrics.k8s.io",
+        version: "v1beta1",
+        resources: Vec::new(),
+        verbs: &["get"],
+    });
     let public_routes = logs.iter().map(|_| ("/ui", logpipe::ui::router())).collect();
 
     let api = ApiServerConfig {
@@ -134,8 +172,8 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("starting the API server on {}", settings.api_addr))?;
 
+    let _ = metrics_directory.0.set(api.client.clone());
     if mode == Mode::Up {
-        let _ = metrics_directory.0.set(api.client.clone());
         metrics_store
             .clone()
             .run(collector.clone(), settings.metric_resolution, shutdown.clone());

@@ -3,10 +3,15 @@
 //! procfs where there are none (`sample`), and served in the kubelet's `/metrics/resource` and
 //! cAdvisor's `/metrics/cadvisor` formats (`expose`), which metrics-server reads.
 //!
+//! It also scrapes the pods that ask for it (`scrape`, with a Prometheus text and OpenMetrics parser
+//! in `exposition`), for custom metrics.
+//!
 //! The collector does not know pods: the node agent tells it what runs (`Targets`).
 
 pub mod expose;
+pub mod exposition;
 pub mod sample;
+pub mod scrape;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -35,6 +40,11 @@ pub struct ContainerTarget {
 /// What runs on the node now (the node agent's view).
 pub trait Targets: Send + Sync {
     fn containers(&self) -> Vec<ContainerTarget>;
+
+    /// The pods whose metrics endpoints are to be scraped.
+    fn scrape_targets(&self) -> Vec<scrape::ScrapeTarget> {
+        Vec::new()
+    }
 }
 
 /// One container's reading.
@@ -60,6 +70,8 @@ pub struct Collector {
     /// Per container id: the slow-changing detail and the tick it was read at.
     details: Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, sample::Detail)>>>,
     ticks: Arc<std::sync::atomic::AtomicU64>,
+    scraper: scrape::Scraper,
+    metrics: scrape::CollectorMetrics,
 }
 
 /// Ticks between readings of a container's `memory.stat` and `pids.current`.
@@ -67,12 +79,24 @@ const DETAIL_EVERY: u64 = 5;
 
 impl Collector {
     pub fn new() -> Collector {
+        Collector::with_metrics(scrape::CollectorMetrics::default())
+    }
+
+    /// A collector reporting on itself in `metrics`.
+    pub fn with_metrics(metrics: scrape::CollectorMetrics) -> Collector {
         Collector {
             last: Arc::default(),
             proc_root: PathBuf::from("/proc"),
             details: Arc::default(),
             ticks: Arc::default(),
+            scraper: scrape::Scraper::new(scrape::ScrapeLimits::default(), metrics.clone()),
+            metrics,
         }
+    }
+
+    /// The pods' scrapes.
+    pub fn scraper(&self) -> &scrape::Scraper {
+        &self.scraper
     }
 
     /// The last snapshot taken.
@@ -82,6 +106,7 @@ impl Collector {
 
     /// Takes one snapshot now.
     pub fn sample(&self, targets: &dyn Targets) {
+        let started = std::time::Instant::now();
         let containers = targets.containers();
         // procfs is read once per tick, and only when some container has no cgroups.
         let groups = if containers.iter().any(|c| c.cgroups.is_empty()) {
@@ -118,10 +143,17 @@ impl Collector {
             containers,
         };
         *self.last.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+        if let Some(h) = &self.metrics.sample_duration {
+            h.observe(started.elapsed().as_secs_f64());
+        }
     }
 
-    /// Samples every `resolution` until `shutdown` (on a blocking thread: it reads files).
+    /// Samples every `resolution` until `shutdown` (on a blocking thread: it reads files), and scrapes
+    /// the pods that ask for it as often (on the async runtime).
     pub fn run(self, targets: Arc<dyn Targets>, resolution: Duration, shutdown: CancellationToken) {
+        self.scraper
+            .clone()
+            .run(targets.clone(), resolution, shutdown.clone());
         std::thread::Builder::new()
             .name("collector".into())
             .spawn(move || {

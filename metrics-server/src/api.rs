@@ -31,6 +31,15 @@ pub struct PodMeta {
 /// A failed lookup: the status code and message to answer with.
 pub type Failure = (u16, String);
 
+/// One requirement of a parsed label selector (`k=v` is `In(k, [v])`, `k!=v` is `NotIn(k, [v])`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LabelRequirement {
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    DoesNotExist(String),
+}
+
 type Lookup<'a, T> = Pin<Box<dyn Future<Output = Result<Vec<T>, Failure>> + Send + 'a>>;
 
 /// Where pods and nodes are listed (the API, through a client).
@@ -39,6 +48,8 @@ pub trait Directory: Send + Sync {
     fn pods<'a>(&'a self, namespace: Option<&'a str>, selector: Option<&'a str>) -> Lookup<'a, PodMeta>;
     /// Nodes matching `selector` (their `namespace` empty).
     fn nodes<'a>(&'a self, selector: Option<&'a str>) -> Lookup<'a, PodMeta>;
+    /// A label selector's requirements, parsed as the API server parses them (400 when it is not one).
+    fn parse_selector(&self, selector: &str) -> Result<Vec<LabelRequirement>, Failure>;
 }
 
 #[derive(Clone)]
@@ -50,7 +61,7 @@ struct Served {
 /// The router to nest at `/apis/metrics.k8s.io`.
 pub fn router(store: Store, directory: Arc<dyn Directory>) -> Router {
     Router::new()
-        .route("/", get(api_group))
+        .route("/", get(|| async { api_group(GROUP, VERSION) }))
         .route("/{version}", get(resources))
         .route("/{version}/nodes", get(list_nodes))
         .route("/{version}/nodes/{name}", get(get_node))
@@ -66,7 +77,7 @@ struct ListParams {
     label_selector: Option<String>,
 }
 
-fn status(code: u16, reason: &str, message: String) -> Response {
+pub(crate) fn status(code: u16, reason: &str, message: String) -> Response {
     let body = json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": message, "reason": reason, "code": code,
@@ -78,7 +89,18 @@ fn status(code: u16, reason: &str, message: String) -> Response {
         .into_response()
 }
 
-fn failed((code, message): Failure) -> Response {
+/// A selector's requirements (none when it is absent or empty).
+pub(crate) fn requirements(
+    directory: &dyn Directory,
+    selector: Option<&str>,
+) -> Result<Vec<LabelRequirement>, Failure> {
+    match selector.filter(|s| !s.is_empty()) {
+        Some(text) => directory.parse_selector(text),
+        None => Ok(Vec::new()),
+    }
+}
+
+pub(crate) fn failed((code, message): Failure) -> Response {
     let reason = match code {
         400 => "BadRequest",
         404 => "NotFound",
@@ -101,13 +123,24 @@ fn not_found(kind: &str, name: &str) -> Response {
     status(404, "NotFound", format!("{kind}.{GROUP} \"{name}\" not found"))
 }
 
-async fn api_group() -> Response {
-    let version = json!({"groupVersion": format!("{GROUP}/{VERSION}"), "version": VERSION});
+/// A group's `APIGroup` document, with its one version.
+pub(crate) fn api_group(group: &str, version: &str) -> Response {
+    let version = json!({"groupVersion": format!("{group}/{version}"), "version": version});
     axum::Json(json!({
-        "kind": "APIGroup", "apiVersion": "v1", "name": GROUP,
+        "kind": "APIGroup", "apiVersion": "v1", "name": group,
         "versions": [version.clone()], "preferredVersion": version,
     }))
     .into_response()
+}
+
+/// A value as a quantity to the thousandth (`1500m`, `42`), as custom and external metrics serve them.
+pub(crate) fn quantity(value: f64) -> String {
+    let milli = (value * 1000.0).round().clamp(i64::MIN as f64, i64::MAX as f64) as i64;
+    if milli % 1000 == 0 {
+        (milli / 1000).to_string()
+    } else {
+        format!("{milli}m")
+    }
 }
 
 async fn resources(Path(version): Path<String>) -> Response {

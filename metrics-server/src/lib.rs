@@ -8,7 +8,10 @@
 //! selectors honoured (the pods' labels come from the API, through `Directory`).
 
 pub mod api;
+pub mod config;
+pub mod custom;
+pub mod external;
 pub mod store;
 
-pub use api::{Directory, PodMeta};
+pub use api::{Directory, LabelRequirement, PodMeta};
 pub use store::Store;

@@ -304,3 +304,13 @@ spec:
         image: nginx:1.25
         command: [sleep, \"3600\"]
 ";
+
+/// A helper process (a Prometheus, say) killed and reaped when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -52,6 +52,8 @@ struct RunningContainer {
     pod_uid: String,
     dir: PathBuf,
     target: collector::ContainerTarget,
+    /// The pod's metrics endpoint, when it asks to be scraped.
+    scrape: Option<collector::scrape::ScrapeTarget>,
 }
 
 impl Running {
@@ -61,17 +63,22 @@ impl Running {
         &self,
         id: &str,
         dir: &Path,
-        target: impl FnOnce() -> (String, collector::ContainerTarget),
+        target: impl FnOnce() -> (
+            String,
+            collector::ContainerTarget,
+            Option<collector::scrape::ScrapeTarget>,
+        ),
     ) {
         let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if !running.contains_key(id) {
-            let (pod_uid, target) = target();
+            let (pod_uid, target, scrape) = target();
             running.insert(
                 id.to_string(),
                 RunningContainer {
                     pod_uid,
                     dir: dir.to_path_buf(),
                     target,
+                    scrape,
                 },
             );
         }
@@ -89,7 +96,52 @@ impl Running {
     }
 }
 
+/// The metrics endpoint of a pod annotated `prometheus.io/scrape: "true"` (the common Prometheus
+/// convention): `prometheus.io/port` (else the first declared container port), `prometheus.io/path`
+/// (`/metrics`), `prometheus.io/scheme` (`http`).
+pub fn scrape_target(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    ip: Ipv4Addr,
+) -> Option<collector::scrape::ScrapeTarget> {
+    let annotations = pod.metadata.annotations.as_ref()?;
+    if annotations.get("prometheus.io/scrape").map(String::as_str) != Some("true") {
+        return None;
+    }
+    let port = match annotations.get("prometheus.io/port") {
+        Some(port) => port.parse::<u16>().ok()?,
+        None => pod
+            .spec
+            .as_ref()?
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .next()
+            .and_then(|p| u16::try_from(p.container_port).ok())?,
+    };
+    let path = annotations
+        .get("prometheus.io/path")
+        .map_or("/metrics", String::as_str);
+    let scheme = match annotations.get("prometheus.io/scheme").map(String::as_str) {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let slash = if path.starts_with('/') { "" } else { "/" };
+    Some(collector::scrape::ScrapeTarget {
+        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+        pod: pod.metadata.name.clone().unwrap_or_default(),
+        url: format!("{scheme}://{ip}:{port}{slash}{path}"),
+    })
+}
+
 impl collector::Targets for Running {
+    fn scrape_targets(&self) -> Vec<collector::scrape::ScrapeTarget> {
+        let running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut targets: Vec<_> = running.values().filter_map(|c| c.scrape.clone()).collect();
+        targets.sort_by(|a, b| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)));
+        targets.dedup();
+        targets
+    }
+
     fn containers(&self) -> Vec<collector::ContainerTarget> {
         let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
         running

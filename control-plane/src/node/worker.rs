@@ -301,6 +301,7 @@ impl Worker {
     /// period). Returns when to look again (the SIGKILL).
     async fn probe(&mut self, pod: &Pod, container: &Container, restart: bool) -> Option<Instant> {
         let ip = self.record.ip.to_string();
+        let pod_ip = self.record.ip;
         let shared = self.shared.clone();
         let probed = self.probed_tx.clone();
         let run = self.tracks.get_mut(&container.name)?.current.as_mut()?;
@@ -318,7 +319,8 @@ impl Worker {
                 pid: None,
                 started_at: run.started_at.unwrap_or_else(jiff::Timestamp::now),
             };
-            (pod.metadata.uid.clone().unwrap_or_default(), target)
+            let scrape = super::pods::scrape_target(pod, pod_ip);
+            (pod.metadata.uid.clone().unwrap_or_default(), target, scrape)
         });
         if let Some(at) = run.kill_at {
             if at <= Instant::now()
