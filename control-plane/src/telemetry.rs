@@ -237,6 +237,13 @@ pub struct ControllerLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HpaOutcomeLabels {
+    /// `rescaled`, `unchanged`, `held` (the metrics asked for a change that stabilization or a limit
+    /// held back), `failed_metrics`, `failed_scale`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ScheduleLabels {
     /// `scheduled`, `unschedulable` or `error` (kube-scheduler's).
     pub result: &'static str,
@@ -251,6 +258,8 @@ pub struct ControllerMetrics {
     reconcile_time: Family<ControllerLabel, Histogram, fn() -> Histogram>,
     attempts: Family<ScheduleLabels, Counter>,
     attempt_time: Family<ScheduleLabels, Histogram, fn() -> Histogram>,
+    hpa_outcomes: Family<HpaOutcomeLabels, Counter>,
+    hpa_metric_age: Histogram,
 }
 
 impl ControllerMetrics {
@@ -260,6 +269,8 @@ impl ControllerMetrics {
             reconcile_time: Family::new_with_constructor(|| Histogram::new(RECONCILE_BUCKETS)),
             attempts: Family::default(),
             attempt_time: Family::new_with_constructor(|| Histogram::new(RECONCILE_BUCKETS)),
+            hpa_outcomes: Family::default(),
+            hpa_metric_age: Histogram::new([0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0]),
         };
         registry.register(
             "controller_runtime_reconcile",
@@ -281,7 +292,38 @@ impl ControllerMetrics {
             "Scheduling attempt latency in seconds (scheduling algorithm + binding).",
             metrics.attempt_time.clone(),
         );
+        registry.register(
+            "glasshouse_hpa_reconciles",
+            "HorizontalPodAutoscaler reconciles, by outcome",
+            metrics.hpa_outcomes.clone(),
+        );
+        registry.register(
+            "glasshouse_hpa_rescale_metric_age_seconds",
+            "Age of the newest metric sample behind a rescale when the HPA wrote the target's scale (the controller's part of the reaction time)",
+            metrics.hpa_metric_age.clone(),
+        );
         metrics
+    }
+}
+
+/// The HPA controller finished one HorizontalPodAutoscaler's reconcile.
+pub struct HpaReconciled {
+    pub outcome: &'static str,
+    /// For a rescale: how old the newest metric sample it rests on was.
+    pub metric_age: Option<Duration>,
+}
+
+impl HpaReconciled {
+    pub fn emit(&self, metrics: &ControllerMetrics) {
+        metrics
+            .hpa_outcomes
+            .get_or_create(&HpaOutcomeLabels {
+                outcome: self.outcome,
+            })
+            .inc();
+        if let Some(age) = self.metric_age {
+            metrics.hpa_metric_age.observe(age.as_secs_f64());
+        }
     }
 }
 

@@ -42,7 +42,7 @@ use self::behavior::{Behavior, History, Normalized};
 use self::decisions::{Decision, Decisions, MetricDecision};
 use self::metrics::MetricsClient;
 use self::replicas::{PodInfo, Proposal, Settings, Tolerances};
-use crate::telemetry::{ControllerMetrics, ReconcileFinished};
+use crate::telemetry::{ControllerMetrics, HpaReconciled, ReconcileFinished};
 
 /// The event source of the controller's events (kube-controller-manager's).
 pub const COMPONENT: &str = "horizontal-pod-autoscaler";
@@ -147,7 +147,7 @@ pub async fn run(context: Arc<Context>, metrics: ControllerMetrics, shutdown: Ca
                         return;
                     }
                     let started = std::time::Instant::now();
-                    let result = tokio::time::timeout(RECONCILE_TIMEOUT, reconcile(&context, &hpa))
+                    let result = tokio::time::timeout(RECONCILE_TIMEOUT, reconcile(&context, &hpa, &metrics))
                         .await
                         .unwrap_or_else(|_| Err("reconcile timed out".into()));
                     let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
@@ -236,6 +236,8 @@ pub struct Plan {
     pub decision: Option<Decision>,
     /// Metrics failed so that nothing can be decided: the status keeps its desired count.
     pub failed: Option<String>,
+    /// The newest metric sample the proposals rest on (per-pod metrics).
+    pub metric_time: Option<Timestamp>,
 }
 
 /// The settings of the calculation for `hpa`: the controller's, with the HPA's own tolerances.
@@ -429,9 +431,17 @@ struct Inputs<'a> {
     settings: Settings,
     now: Timestamp,
     metrics: &'a dyn MetricsClient,
+    /// The newest per-pod sample seen.
+    newest: Mutex<Option<Timestamp>>,
 }
 
 impl Inputs<'_> {
+    fn saw(&self, metrics: &BTreeMap<String, replicas::PodMetric>) {
+        let newest = metrics.values().map(|m| m.timestamp).max();
+        let mut seen = self.newest.lock().unwrap_or_else(|e| e.into_inner());
+        *seen = (*seen).max(newest);
+    }
+
     /// Resource and ContainerResource metrics.
     async fn resource(
         &self,
@@ -452,6 +462,9 @@ impl Inputs<'_> {
             .metrics
             .resource(self.namespace, &self.target.selector, resource, container)
             .await;
+        if let Ok(metrics) = &fetched {
+            self.saw(metrics);
+        }
         if let Some(average) = average {
             let metrics = fetched.map_err(|e| {
                 format!("failed to get {resource} usage: unable to get metrics for resource {resource}: {e}")
@@ -615,6 +628,7 @@ impl Inputs<'_> {
                     .pods(self.namespace, &self.target.selector, &name, &selector)
                     .await
                     .map_err(|e| fail(format!("unable to get metric {name}: {e}")))?;
+                self.saw(&metrics);
                 let proposal = replicas::average_value_replicas(
                     self.target.spec_replicas,
                     target,
@@ -953,6 +967,7 @@ pub async fn plan(
             events,
             decision: None,
             failed: None,
+            metric_time: None,
         };
     }
     let bounds = if current > max {
@@ -972,6 +987,7 @@ pub async fn plan(
             events,
             decision: Some(decision(desired, reason, Vec::new(), None, None)),
             failed: None,
+            metric_time: None,
         };
     }
     let namespace = hpa.namespace().unwrap_or_default();
@@ -982,6 +998,7 @@ pub async fn plan(
         settings: settings(config, hpa),
         now,
         metrics,
+        newest: Mutex::new(None),
     };
     let specs = spec.metrics.clone().unwrap_or_default();
     let outcome = compute_metrics(&inputs, &specs, &mut conditions, &mut events).await;
@@ -1007,6 +1024,7 @@ pub async fn plan(
                 Some(error.clone()),
             )),
             failed: Some(error),
+            metric_time: None,
         };
     };
     let reason = if recommended > current {
@@ -1066,6 +1084,7 @@ pub async fn plan(
         events,
         decision: explained,
         failed: None,
+        metric_time: *inputs.newest.lock().unwrap_or_else(|e| e.into_inner()),
     }
 }
 
@@ -1138,9 +1157,16 @@ async fn update_scale(
     Err("the scale kept changing under the update".into())
 }
 
-async fn reconcile(context: &Context, hpa: &HorizontalPodAutoscaler) -> Result<(), String> {
+async fn reconcile(
+    context: &Context,
+    hpa: &HorizontalPodAutoscaler,
+    metrics: &ControllerMetrics,
+) -> Result<(), String> {
     let namespace = hpa.namespace().unwrap_or_default();
     let now = Timestamp::now();
+    let outcome = |outcome: &'static str, metric_age: Option<Duration>| {
+        HpaReconciled { outcome, metric_age }.emit(metrics);
+    };
     let reference = hpa.object_ref(&());
     let record = |event: &Event| {
         if event.warning {
@@ -1178,6 +1204,7 @@ async fn reconcile(context: &Context, hpa: &HorizontalPodAutoscaler) -> Result<(
             );
             set_condition(&mut conditions, &c, now);
             status.conditions = Some(conditions);
+            outcome("failed_scale", None);
             write_status(context, hpa, &original, status).await?;
             return Err(format!("failed to query scale subresource: {e}"));
         }
@@ -1215,6 +1242,7 @@ async fn reconcile(context: &Context, hpa: &HorizontalPodAutoscaler) -> Result<(
         );
         set_condition(&mut conditions, &c, now);
         status.conditions = Some(conditions);
+        outcome("failed_metrics", None);
         write_status(context, hpa, &original, status).await?;
         return Err("the target's scale has no selector".into());
     }
@@ -1234,6 +1262,7 @@ async fn reconcile(context: &Context, hpa: &HorizontalPodAutoscaler) -> Result<(
                 now,
             );
             status.conditions = Some(conditions);
+            outcome("failed_metrics", None);
             write_status(context, hpa, &original, status).await?;
             return Err(message);
         }
@@ -1300,6 +1329,10 @@ async fn reconcile(context: &Context, hpa: &HorizontalPodAutoscaler) -> Result<(
                 });
                 status.last_scale_time = Some(Time(now));
                 status.desired_replicas = plan.desired;
+                let age = plan
+                    .metric_time
+                    .and_then(|t| Duration::try_from(Timestamp::now().duration_since(t)).ok());
+                outcome("rescaled", age);
             }
             Err(e) => {
                 record(&Event {
@@ -1321,10 +1354,21 @@ async fn reconcile(context: &Context, hpa: &HorizontalPodAutoscaler) -> Result<(
                     d.error = Some(e.clone());
                 }
                 result = Err(format!("failed to rescale: {e}"));
+                outcome("failed_scale", None);
             }
         }
-    } else if plan.failed.is_none() {
+    } else if plan.failed.is_some() {
+        outcome("failed_metrics", None);
+    } else {
         status.desired_replicas = current;
+        outcome(
+            if plan.decision.is_some() {
+                "held"
+            } else {
+                "unchanged"
+            },
+            None,
+        );
     }
     if let (Some(uid), Some(decision)) = (hpa.metadata.uid.as_deref(), plan.decision.take()) {
         context.decisions.record(uid, decision);
