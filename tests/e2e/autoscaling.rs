@@ -547,14 +547,23 @@ fn an_external_metric_from_prometheus_scales_a_deployment() {
         server.kubectl_ok(&["logs", "queue"])
     );
     // Prometheus sees the platform too.
-    let up = std::process::Command::new("curl")
-        .args([
-            "-fsS",
-            &format!("http://127.0.0.1:{prometheus_port}/api/v1/query?query=up%7Bjob%3D%22glasshouse%22%7D"),
-        ])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&up.stdout).contains("\"1\""), "{up:?}");
+    let up = || {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-fsS",
+                &format!(
+                    "http://127.0.0.1:{prometheus_port}/api/v1/query?query=up%7Bjob%3D%22glasshouse%22%7D"
+                ),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || up().contains("\"1\"")),
+        "{}",
+        up()
+    );
 
     // 35 jobs against 10 per worker: 4.
     std::fs::write(&depth, "35").unwrap();
