@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmarks recorded in BENCHMARKS.md, each measuring Glasshouse against its peer in the same run:
 # the store alone (redb against etcd), the event correlator, the event shipper, the API under load
-# with either store plus idle memory, pod start-up, the log pipeline, and the probe engine.
+# with either store plus idle memory, pod start-up, the log pipeline, the probe engine, the HPA's
+# reaction time and metrics-server's memory.
 # Starts its own etcd on loopback. Takes a few minutes; results go to stdout (and target/criterion).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,3 +34,9 @@ cargo bench -p logpipe --bench search
 echo
 echo "## probe engine on one core: 10,000 httpGet and 10,000 tcpSocket probes a second, against blackbox_exporter"
 cargo bench -p probe-engine --bench probes
+echo
+echo "## HPA reaction time: load step to /scale write, 1 s resolution and sync against 15 s and 15 s"
+cargo bench --bench hpa
+echo
+echo "## metrics-server memory for 200 pods"
+cargo bench -p metrics-server --bench memory

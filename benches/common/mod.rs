@@ -42,9 +42,9 @@ pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
         .stdout(Stdio::piped())
         .spawn()
         .expect("glasshouse starts");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut api = None;
-    for line in stdout.lines() {
+    for line in stdout.by_ref() {
         let line = line.unwrap();
         if let Some(url) = line.strip_prefix("api: ") {
             api = Some(url.to_string());
@@ -53,6 +53,8 @@ pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
             break;
         }
     }
+    // Keep reading: a line printed later must not meet a closed pipe.
+    std::thread::spawn(move || stdout.for_each(drop));
     let token = std::fs::read_to_string(data_dir.join("token"))
         .unwrap()
         .trim()
