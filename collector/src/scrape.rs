@@ -67,6 +67,9 @@ struct PodLabels {
     pod: String,
 }
 
+/// Why a scrape fails.
+const REASONS: [&str; 5] = ["timeout", "http", "too_large", "too_many_samples", "parse"];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     namespace: String,
@@ -84,6 +87,22 @@ pub struct CollectorMetrics {
 }
 
 impl CollectorMetrics {
+    /// Drops a pod's series once it is no longer scraped.
+    fn forget(&self, target: &ScrapeTarget) {
+        let (namespace, pod) = (target.namespace.clone(), target.pod.clone());
+        self.scrapes.remove(&PodLabels {
+            namespace: namespace.clone(),
+            pod: pod.clone(),
+        });
+        for reason in REASONS {
+            self.scrape_errors.remove(&ErrorLabels {
+                namespace: namespace.clone(),
+                pod: pod.clone(),
+                reason,
+            });
+        }
+    }
+
     pub fn register(registry: &mut Registry) -> CollectorMetrics {
         let buckets = || Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]);
         let metrics = CollectorMetrics {
@@ -166,10 +185,17 @@ impl Scraper {
             .and_then(|(_, s)| s.last_error.clone())
     }
 
-    /// Starts a scrape of every target not being scraped already, and forgets the targets gone.
+    /// Starts a scrape of every target not being scraped already, and forgets the targets gone (their
+    /// series too).
     pub fn tick(&self, targets: Vec<ScrapeTarget>) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.retain(|t, _| targets.contains(t));
+        state.retain(|t, _| {
+            let keep = targets.contains(t);
+            if !keep {
+                self.metrics.forget(t);
+            }
+            keep
+        });
         for target in targets {
             let entry = state.entry(target.clone()).or_default();
             if entry.in_flight {

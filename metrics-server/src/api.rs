@@ -109,16 +109,6 @@ pub(crate) fn failed((code, message): Failure) -> Response {
     status(code, reason, message)
 }
 
-fn unknown_version(version: &str) -> Option<Response> {
-    (version != VERSION).then(|| {
-        status(
-            404,
-            "NotFound",
-            "the server could not find the requested resource".into(),
-        )
-    })
-}
-
 fn not_found(kind: &str, name: &str) -> Response {
     status(404, "NotFound", format!("{kind}.{GROUP} \"{name}\" not found"))
 }
@@ -144,7 +134,7 @@ pub(crate) fn quantity(value: f64) -> String {
 }
 
 async fn resources(Path(version): Path<String>) -> Response {
-    if let Some(response) = unknown_version(&version) {
+    if let Some(response) = unknown_version(&version, VERSION) {
         return response;
     }
     axum::Json(json!({
@@ -155,6 +145,17 @@ async fn resources(Path(version): Path<String>) -> Response {
         ],
     }))
     .into_response()
+}
+
+/// A 404 for a version other than the one served.
+pub(crate) fn unknown_version(version: &str, served: &str) -> Option<Response> {
+    (version != served).then(|| {
+        status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource".into(),
+        )
+    })
 }
 
 /// Bytes as a BinarySI quantity (`732212Ki`), CPU in nanocores (`487558164n`).
@@ -240,7 +241,7 @@ async fn list_nodes(
     Path(version): Path<String>,
     Query(q): Query<ListParams>,
 ) -> Response {
-    if let Some(response) = unknown_version(&version) {
+    if let Some(response) = unknown_version(&version, VERSION) {
         return response;
     }
     match s.directory.nodes(q.label_selector.as_deref()).await {
@@ -253,7 +254,7 @@ async fn list_nodes(
 }
 
 async fn get_node(State(s): State<Served>, Path((version, name)): Path<(String, String)>) -> Response {
-    if let Some(response) = unknown_version(&version) {
+    if let Some(response) = unknown_version(&version, VERSION) {
         return response;
     }
     let nodes = match s.directory.nodes(None).await {
@@ -288,7 +289,7 @@ async fn list_all_pods(
     Path(version): Path<String>,
     Query(q): Query<ListParams>,
 ) -> Response {
-    if let Some(response) = unknown_version(&version) {
+    if let Some(response) = unknown_version(&version, VERSION) {
         return response;
     }
     pods_of(&s, None, q.label_selector.as_deref()).await
@@ -299,7 +300,7 @@ async fn list_pods(
     Path((version, namespace)): Path<(String, String)>,
     Query(q): Query<ListParams>,
 ) -> Response {
-    if let Some(response) = unknown_version(&version) {
+    if let Some(response) = unknown_version(&version, VERSION) {
         return response;
     }
     pods_of(&s, Some(&namespace), q.label_selector.as_deref()).await
@@ -309,7 +310,7 @@ async fn get_pod(
     State(s): State<Served>,
     Path((version, namespace, name)): Path<(String, String, String)>,
 ) -> Response {
-    if let Some(response) = unknown_version(&version) {
+    if let Some(response) = unknown_version(&version, VERSION) {
         return response;
     }
     let pods = match s.directory.pods(Some(&namespace), None).await {

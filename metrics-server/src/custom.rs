@@ -317,7 +317,6 @@ pub fn series(rules: &[CompiledRule], scrapes: &[Scrapes]) -> Vec<Series> {
                     time: pod.last.time,
                     window,
                 });
-                break;
             }
         }
     }
@@ -389,16 +388,6 @@ async fn api_group() -> Response {
     crate::api::api_group(GROUP, VERSION)
 }
 
-fn unknown_version(version: &str) -> Option<Response> {
-    (version != VERSION).then(|| {
-        status(
-            404,
-            "NotFound",
-            "the server could not find the requested resource".into(),
-        )
-    })
-}
-
 /// The plural form used in URLs (`deployments.apps`, `services`).
 fn url_resource(resource: &GroupResource) -> String {
     if resource.group.is_empty() {
@@ -423,7 +412,7 @@ fn kind_of(resource: &str) -> String {
 }
 
 async fn resources(State(served): State<Served>, Path(version): Path<String>) -> Response {
-    if let Some(response) = unknown_version(&version) {
+    if let Some(response) = crate::api::unknown_version(&version, VERSION) {
         return response;
     }
     let mut names = BTreeSet::new();
@@ -498,7 +487,7 @@ async fn object_metric(
     Path((version, namespace, resource, name, metric)): Path<(String, String, String, String, String)>,
     Query(params): Query<Params>,
 ) -> Response {
-    if let Some(response) = unknown_version(&version) {
+    if let Some(response) = crate::api::unknown_version(&version, VERSION) {
         return response;
     }
     let metric_selector =
@@ -564,7 +553,7 @@ async fn namespace_metric(
     Path((version, namespace, metric)): Path<(String, String, String)>,
     Query(params): Query<Params>,
 ) -> Response {
-    if let Some(response) = unknown_version(&version) {
+    if let Some(response) = crate::api::unknown_version(&version, VERSION) {
         return response;
     }
     let metric_selector =

@@ -252,18 +252,8 @@ pub fn router(sources: Vec<ExternalSource>, directory: Arc<dyn Directory>) -> Ro
         })
 }
 
-fn unknown_version(version: &str) -> Option<Response> {
-    (version != VERSION).then(|| {
-        status(
-            404,
-            "NotFound",
-            "the server could not find the requested resource".into(),
-        )
-    })
-}
-
 async fn resources(State(served): State<Served>, Path(version): Path<String>) -> Response {
-    if let Some(response) = unknown_version(&version) {
+    if let Some(response) = crate::api::unknown_version(&version, VERSION) {
         return response;
     }
     let resources: Vec<Value> = served
@@ -289,7 +279,7 @@ async fn metric(
     Path((version, namespace, metric)): Path<(String, String, String)>,
     Query(params): Query<Params>,
 ) -> Response {
-    if let Some(response) = unknown_version(&version) {
+    if let Some(response) = crate::api::unknown_version(&version, VERSION) {
         return response;
     }
     let Some(source) = served.sources.iter().find(|s| s.name == metric) else {

@@ -194,13 +194,13 @@ fn metrics_that_cannot_be_had_show_upstreams_conditions_and_events() {
     // No CPU request: utilization cannot be computed.
     server.kubectl_ok_input(
         &["apply", "-f", "-"],
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: plain}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: plain}}\n  template:\n    metadata: {labels: {app: plain}}\n    spec:\n      containers:\n      - {name: sleep, image: busybox, command: [sleep, '3600']}\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: plain}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: plain}}\n  template:\n    metadata: {labels: {app: plain}}\n    spec:\n      containers:\n      - {name: sleep, image: busybox, command: [sleep, '3600']}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: other}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: other}}\n  template:\n    metadata: {labels: {app: other}}\n    spec:\n      containers:\n      - {name: sleep, image: busybox, command: [sleep, '3600']}\n",
     );
     server.kubectl_ok(&["autoscale", "deployment", "plain", "--cpu-percent=50", "--max=3"]);
     // A Pods metric nobody serves, and a target that does not exist.
     server.kubectl_ok_input(
         &["apply", "-f", "-"],
-        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: custom}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: plain}\n  maxReplicas: 3\n  metrics:\n  - type: Pods\n    pods: {metric: {name: http_requests}, target: {type: AverageValue, averageValue: '10'}}\n---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: ghost}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: ghost}\n  maxReplicas: 3\n",
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: custom}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: other}\n  maxReplicas: 3\n  metrics:\n  - type: Pods\n    pods: {metric: {name: http_requests}, target: {type: AverageValue, averageValue: '10'}}\n---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: ghost}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: ghost}\n  maxReplicas: 3\n",
     );
     let describe = |name: &str| server.kubectl_ok(&["describe", "hpa", name]);
     assert!(
@@ -225,6 +225,22 @@ fn metrics_that_cannot_be_had_show_upstreams_conditions_and_events() {
             .contains("FailedGetScale")),
         "{}",
         describe("ghost")
+    );
+    // A second HPA on the same pods: neither may scale them.
+    server.kubectl_ok(&[
+        "autoscale",
+        "deployment",
+        "plain",
+        "--name=twin",
+        "--cpu-percent=60",
+        "--max=4",
+    ]);
+    assert!(
+        eventually(Duration::from_secs(30), || describe("twin").contains(
+            "are controlled by multiple HPAs: [default/plain default/twin]"
+        )),
+        "{}",
+        describe("twin")
     );
     let conditions = server.kubectl_ok(&[
         "get",

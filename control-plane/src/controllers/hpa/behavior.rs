@@ -41,8 +41,6 @@ pub struct Rules {
     pub window: Duration,
     pub select: Select,
     pub policies: Vec<Policy>,
-    /// The per-HPA tolerance of this direction (`HPAConfigurableTolerance`), if set.
-    pub tolerance: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -100,11 +98,6 @@ impl Behavior {
                         .collect(),
                     _ => defaults.to_vec(),
                 },
-                tolerance: rules
-                    .tolerance
-                    .as_ref()
-                    .and_then(|q| crate::scheduler::fit::milli_value(&q.0))
-                    .map(|milli| milli as f64 / 1000.0),
             }
         };
         Behavior {
@@ -197,12 +190,17 @@ pub struct History {
     down: Vec<ScaleEvent>,
 }
 
+/// The start of a window ending now (the beginning of time for a window longer than all of it).
+fn cutoff(now: Timestamp, window: Duration) -> Timestamp {
+    now.checked_sub(window).unwrap_or(Timestamp::MIN)
+}
+
 fn before(at: Timestamp, now: Timestamp, window: Duration) -> bool {
-    at < now - window
+    at < cutoff(now, window)
 }
 
 fn after(at: Timestamp, now: Timestamp, window: Duration) -> bool {
-    at > now - window
+    at > cutoff(now, window)
 }
 
 impl History {

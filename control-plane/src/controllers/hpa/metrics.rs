@@ -137,7 +137,7 @@ fn go_duration(text: &str) -> Option<Duration> {
             };
         rest = tail;
     }
-    Some(Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).ok()
 }
 
 fn quantity(text: &str) -> Result<i64, String> {
@@ -173,10 +173,10 @@ impl ApiMetrics {
         let request = http::Request::get(path)
             .body(Vec::new())
             .map_err(|e| e.to_string())?;
-        self.client.request::<T>(request).await.map_err(|e| match e {
-            kube::Error::Api(status) => status.message,
-            other => other.to_string(),
-        })
+        self.client
+            .request::<T>(request)
+            .await
+            .map_err(super::api_message)
     }
 }
 
@@ -291,9 +291,7 @@ impl MetricsClient for ApiMetrics {
         let path = if object.kind == "Namespace" && group.is_empty() {
             format!("/apis/custom.metrics.k8s.io/v1beta2/namespaces/{namespace}/metrics/{metric}")
         } else {
-            let rt = crate::api::resources::RESOURCES
-                .iter()
-                .find(|r| r.group == group && r.kind == object.kind)
+            let rt = super::resource_of(group, None, &object.kind, false)
                 .ok_or_else(|| format!("no matches for kind {:?} in group {group:?}", object.kind))?;
             let resource = if group.is_empty() {
                 rt.plural.to_string()

@@ -41,7 +41,8 @@ use tokio_util::sync::CancellationToken;
 use self::behavior::{Behavior, History, Normalized};
 use self::decisions::{Decision, Decisions, MetricDecision};
 use self::metrics::MetricsClient;
-use self::replicas::{PodInfo, Proposal, Settings, Tolerances};
+use self::replicas::{PodInfo, Proposal, Ready, Settings, Tolerances};
+use crate::api::selectors::LabelSelector as ParsedSelector;
 use crate::telemetry::{ControllerMetrics, HpaReconciled, ReconcileFinished};
 
 /// The event source of the controller's events (kube-controller-manager's).
@@ -80,6 +81,8 @@ pub struct Context {
     pub metrics: Arc<dyn MetricsClient>,
     pub decisions: Arc<Decisions>,
     histories: Histories,
+    /// Every HPA's last target selector, by `namespace/name`, to find pods two HPAs claim.
+    selectors: Mutex<HashMap<String, ParsedSelector>>,
 }
 
 /// Every HPA's recommendations and scale events, by `namespace/name` (upstream's key).
@@ -114,6 +117,7 @@ impl Context {
             config,
             decisions,
             histories: Histories::default(),
+            selectors: Mutex::default(),
         }
     }
 }
@@ -136,9 +140,15 @@ pub async fn run(context: Arc<Context>, metrics: ControllerMetrics, shutdown: Ca
             _ = tick.tick() => {}
         }
         let all = hpas.state();
-        let live: HashSet<String> = all.iter().filter_map(|h| h.metadata.uid.clone()).collect();
+        let live: HashSet<String> = all.iter().map(|h| history_key(h)).collect();
         context.decisions.retain(&live);
-        context.histories.retain(&all.iter().map(|h| key(h)).collect());
+        context.histories.retain(&live);
+        let keys: HashSet<String> = all.iter().map(|h| key(h)).collect();
+        context
+            .selectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| keys.contains(k));
         futures::stream::iter(all)
             .for_each_concurrent(WORKERS, |hpa| {
                 let (context, metrics) = (context.clone(), metrics.clone());
@@ -147,9 +157,16 @@ pub async fn run(context: Arc<Context>, metrics: ControllerMetrics, shutdown: Ca
                         return;
                     }
                     let started = std::time::Instant::now();
-                    let result = tokio::time::timeout(RECONCILE_TIMEOUT, reconcile(&context, &hpa, &metrics))
+                    // A task of its own: a panic in one HPA's reconcile is that reconcile's failure.
+                    let task_metrics = metrics.clone();
+                    let task = tokio::spawn(async move {
+                        tokio::time::timeout(RECONCILE_TIMEOUT, reconcile(&context, &hpa, &task_metrics))
+                            .await
+                            .unwrap_or_else(|_| Err("reconcile timed out".into()))
+                    });
+                    let result = task
                         .await
-                        .unwrap_or_else(|_| Err("reconcile timed out".into()));
+                        .unwrap_or_else(|e| Err(format!("reconcile failed: {e}")));
                     let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
                     ReconcileFinished {
                         controller: "horizontalpodautoscaler",
@@ -165,6 +182,36 @@ pub async fn run(context: Arc<Context>, metrics: ControllerMetrics, shutdown: Ca
 
 fn key(hpa: &HorizontalPodAutoscaler) -> String {
     format!("{}/{}", hpa.namespace().unwrap_or_default(), hpa.name_any())
+}
+
+/// What an HPA's recommendations, scale events and decisions are kept under: its uid, so that one
+/// deleted and created again under its name starts afresh.
+fn history_key(hpa: &HorizontalPodAutoscaler) -> String {
+    hpa.metadata.uid.clone().unwrap_or_else(|| key(hpa))
+}
+
+/// An API error's message (a `Status`'s, or the transport's).
+pub(crate) fn api_message(e: kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => status.message,
+        other => other.to_string(),
+    }
+}
+
+/// The served resource of a kind in a group (in `version`, when one is given) that has `/scale` if
+/// `scale` asks for it.
+pub(crate) fn resource_of(
+    group: &str,
+    version: Option<&str>,
+    kind: &str,
+    scale: bool,
+) -> Option<&'static crate::api::resources::ResourceType> {
+    crate::api::resources::RESOURCES.iter().find(|r| {
+        r.group == group
+            && r.kind == kind
+            && (!scale || r.scale)
+            && version.is_none_or(|v| v.is_empty() || r.version == v)
+    })
 }
 
 /// A condition to set, `setCondition`'s arguments.
@@ -236,6 +283,8 @@ pub struct Plan {
     pub decision: Option<Decision>,
     /// Metrics failed so that nothing can be decided: the status keeps its desired count.
     pub failed: Option<String>,
+    /// Some metrics failed but the others decided (the reconcile still reports the error).
+    pub partial: Option<String>,
     /// The newest metric sample the proposals rest on (per-pod metrics).
     pub metric_time: Option<Timestamp>,
 }
@@ -275,6 +324,29 @@ pub fn milli_quantity(milli: i64) -> Quantity {
         suffix = next;
     }
     Quantity(format!("{value}{suffix}"))
+}
+
+/// A resource's quantity as upstream's status carries it (`buildQuantity`): memory in BinarySI
+/// (`100Mi`), everything else in DecimalSI.
+pub fn resource_quantity(resource: &str, milli: i64) -> Quantity {
+    if resource != "memory" || milli % 1000 != 0 {
+        return milli_quantity(milli);
+    }
+    let bytes = milli / 1000;
+    for (suffix, shift) in [
+        ("Ei", 60),
+        ("Pi", 50),
+        ("Ti", 40),
+        ("Gi", 30),
+        ("Mi", 20),
+        ("Ki", 10),
+    ] {
+        let unit = 1i64 << shift;
+        if bytes != 0 && bytes % unit == 0 {
+            return Quantity(format!("{}{suffix}", bytes / unit));
+        }
+    }
+    Quantity(bytes.to_string())
 }
 
 /// `%+v` of a `*metav1.LabelSelector`, as upstream's metric descriptions print it.
@@ -318,7 +390,11 @@ fn pod_info(pod: &Pod, resource: &str, container: Option<&str>) -> Result<PodInf
         .find(|c| c.type_ == "Ready")
         .map(|c| {
             (
-                c.status == "True",
+                match c.status.as_str() {
+                    "True" => Ready::True,
+                    "False" => Ready::False,
+                    _ => Ready::Unknown,
+                },
                 c.last_transition_time
                     .as_ref()
                     .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
@@ -403,20 +479,19 @@ fn unable(reason: &'static str, error: &str) -> (Condition, Event) {
     )
 }
 
-fn value_target(target: &MetricTarget) -> Option<i64> {
-    target
-        .value
-        .as_ref()
+/// A target quantity in milli-units (`MilliValue`), held within i64.
+fn milli(quantity: Option<&Quantity>) -> Option<i64> {
+    quantity
         .and_then(|q| crate::scheduler::fit::milli_value(&q.0))
-        .map(|v| v as i64)
+        .map(|v| v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+}
+
+fn value_target(target: &MetricTarget) -> Option<i64> {
+    milli(target.value.as_ref())
 }
 
 fn average_target(target: &MetricTarget) -> Option<i64> {
-    target
-        .average_value
-        .as_ref()
-        .and_then(|q| crate::scheduler::fit::milli_value(&q.0))
-        .map(|v| v as i64)
+    milli(target.average_value.as_ref())
 }
 
 fn format_milli(milli: i64) -> String {
@@ -457,7 +532,6 @@ impl Inputs<'_> {
                     .into(),
             );
         }
-        let pods = pod_infos(self.pods, resource, container)?;
         let fetched = self
             .metrics
             .resource(self.namespace, &self.target.selector, resource, container)
@@ -469,6 +543,8 @@ impl Inputs<'_> {
             let metrics = fetched.map_err(|e| {
                 format!("failed to get {resource} usage: unable to get metrics for resource {resource}: {e}")
             })?;
+            // Requests play no part in a value target.
+            let pods = pod_infos(self.pods, resource, None)?;
             let proposal = replicas::average_value_replicas(
                 current,
                 average,
@@ -480,13 +556,13 @@ impl Inputs<'_> {
             )
             .map_err(|e| format!("failed to get {resource} usage: {e}"))?;
             let status = MetricValueStatus {
-                average_value: Some(milli_quantity(proposal.average_milli)),
+                average_value: Some(resource_quantity(resource, proposal.average_milli)),
                 ..Default::default()
             };
             let value = format!(
                 "{}/{}",
-                format_milli(proposal.average_milli),
-                format_milli(average)
+                resource_quantity(resource, proposal.average_milli).0,
+                resource_quantity(resource, average).0
             );
             return Ok((proposal, status, format!("{resource} resource"), value));
         }
@@ -500,6 +576,12 @@ impl Inputs<'_> {
                 ));
             }
         };
+        // As upstream: the metrics first, then the pods and their requests.
+        let pods = if metrics.is_empty() {
+            Vec::new()
+        } else {
+            pod_infos(self.pods, resource, container)?
+        };
         let proposal = replicas::utilization_replicas(
             current,
             utilization,
@@ -512,7 +594,7 @@ impl Inputs<'_> {
         .map_err(|e| format!("failed to get {resource} utilization: {e}"))?;
         let status = MetricValueStatus {
             average_utilization: proposal.utilization,
-            average_value: Some(milli_quantity(proposal.average_milli)),
+            average_value: Some(resource_quantity(resource, proposal.average_milli)),
             ..Default::default()
         };
         let description = match container {
@@ -721,19 +803,28 @@ impl Inputs<'_> {
         };
         let name = metric.name.clone();
         let kind = if object.is_some() { "object" } else { "external" };
-        let per_pod = match (
-            target.type_.as_str(),
-            value_target(&target),
-            average_target(&target),
-        ) {
-            ("Value", Some(v), _) => (false, v),
-            ("AverageValue", _, Some(v)) => (true, v),
-            _ => {
-                let error = format!(
-                    "invalid {kind} metric source: neither a value target nor an average value target was set"
-                );
-                return Err((reason, prefix, error, name));
-            }
+        // Object targets go by their type; External ones by which field is set, the average first
+        // (`computeStatusForObjectMetric`, `computeStatusForExternalMetric`).
+        let chosen = match (&object, target.type_.as_str()) {
+            (Some(_), "Value") => value_target(&target).map(|v| (false, v)),
+            (Some(_), "AverageValue") => average_target(&target).map(|v| (true, v)),
+            (Some(_), _) => None,
+            (None, _) => average_target(&target)
+                .map(|v| (true, v))
+                .or_else(|| value_target(&target).map(|v| (false, v))),
+        };
+        let Some(per_pod) = chosen else {
+            let error = format!(
+                "invalid {kind} metric source: neither a value target nor an average value target was set"
+            );
+            return Err((reason, prefix, error, name));
+        };
+        // The wrapping upstream adds to the error it returns (the condition and event keep it bare).
+        let prefix = match (kind, per_pod.0) {
+            ("object", true) => format!("{prefix}failed to get {name} object metric: "),
+            ("external", true) => format!("{prefix}failed to get {name} external metric: "),
+            ("external", false) => format!("{prefix}failed to get external metric {name}: "),
+            _ => prefix,
         };
         let description = match &object {
             Some(o) if !per_pod.0 => format!("{} metric {name}", o.kind),
@@ -762,8 +853,9 @@ impl Inputs<'_> {
                     o.kind, self.namespace, o.name
                 ),
                 None => format!(
-                    "unable to get external metric {}/{name}/{selector}: {e}",
-                    self.namespace
+                    "unable to get external metric {}/{name}/{}: {e}",
+                    self.namespace,
+                    go_selector(metric.selector.as_ref())
                 ),
             };
             (reason, prefix.clone(), error, description.clone())
@@ -923,11 +1015,11 @@ pub async fn plan(
     histories: &Histories,
     hpa: &HorizontalPodAutoscaler,
     target: &Target,
-    pods: &[Pod],
+    pods: &Result<Vec<Pod>, Refusal>,
     now: Timestamp,
 ) -> Plan {
     let spec = hpa.spec.clone().unwrap_or_default();
-    let key = key(hpa);
+    let key = history_key(hpa);
     let current = target.spec_replicas;
     let min = spec.min_replicas.unwrap_or(1);
     let max = spec.max_replicas;
@@ -967,6 +1059,7 @@ pub async fn plan(
             events,
             decision: None,
             failed: None,
+            partial: None,
             metric_time: None,
         };
     }
@@ -987,9 +1080,45 @@ pub async fn plan(
             events,
             decision: Some(decision(desired, reason, Vec::new(), None, None)),
             failed: None,
+            partial: None,
             metric_time: None,
         };
     }
+    // The selector is needed from here on (`validateAndParseSelector` in `computeReplicasForMetrics`).
+    let pods = match pods {
+        Ok(pods) => pods,
+        Err(refusal) => {
+            events.push(Event {
+                warning: true,
+                reason: refusal.event_reason,
+                message: refusal.event_message.clone(),
+            });
+            conditions.push(condition(
+                "ScalingActive",
+                false,
+                refusal.reason,
+                refusal.message.clone(),
+            ));
+            let error = refusal.event_message.clone();
+            events.push(Event {
+                warning: true,
+                reason: "FailedComputeMetricsReplicas",
+                message: error.clone(),
+            });
+            return Plan {
+                desired: current,
+                rescale: false,
+                reason: String::new(),
+                statuses: Vec::new(),
+                conditions,
+                events,
+                decision: Some(decision(current, "", Vec::new(), None, Some(error.clone()))),
+                failed: Some(error),
+                partial: None,
+                metric_time: None,
+            };
+        }
+    };
     let namespace = hpa.namespace().unwrap_or_default();
     let inputs = Inputs {
         namespace: &namespace,
@@ -1024,6 +1153,7 @@ pub async fn plan(
                 Some(error.clone()),
             )),
             failed: Some(error),
+            partial: None,
             metric_time: None,
         };
     };
@@ -1084,8 +1214,85 @@ pub async fn plan(
         events,
         decision: explained,
         failed: None,
+        partial: outcome.error.clone(),
         metric_time: *inputs.newest.lock().unwrap_or_else(|e| e.into_inner()),
     }
+}
+
+/// Why the HPA cannot use its target's selector: the event, and the ScalingActive condition.
+#[derive(Debug)]
+pub struct Refusal {
+    pub event_reason: &'static str,
+    pub event_message: String,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// The pods of the target's scale selector (`validateAndParseSelector`): the selector must be there,
+/// parse, and select no pod another HPA's selector selects too.
+async fn target_pods(
+    context: &Context,
+    hpa: &HorizontalPodAutoscaler,
+    selector: &str,
+) -> Result<Vec<Pod>, Refusal> {
+    let invalid = |message: String| Refusal {
+        event_reason: "InvalidSelector",
+        event_message: message.clone(),
+        reason: "InvalidSelector",
+        message,
+    };
+    if selector.is_empty() {
+        return Err(Refusal {
+            event_reason: "SelectorRequired",
+            event_message: "selector is required".into(),
+            reason: "InvalidSelector",
+            message: "the HPA target's scale is missing a selector".into(),
+        });
+    }
+    let parsed = ParsedSelector::parse(selector).map_err(|e| {
+        invalid(format!(
+            "couldn't convert selector into a corresponding internal selector object: {e}"
+        ))
+    })?;
+    let namespace = hpa.namespace().unwrap_or_default();
+    context
+        .selectors
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key(hpa), parsed);
+    let api: Api<Pod> = Api::namespaced(context.client.clone(), &namespace);
+    let pods = api
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(|e| invalid(api_message(e)))?
+        .items;
+    let no_labels = BTreeMap::new();
+    let mut controlling: Vec<String> = {
+        let selectors = context.selectors.lock().unwrap_or_else(|e| e.into_inner());
+        selectors
+            .iter()
+            .filter(|(other, _)| other.starts_with(&format!("{namespace}/")))
+            .filter(|(_, other)| {
+                pods.iter()
+                    .any(|p| other.matches(p.metadata.labels.as_ref().unwrap_or(&no_labels)))
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    };
+    if controlling.len() > 1 {
+        controlling.sort();
+        let message = format!(
+            "pods by selector {selector} are controlled by multiple HPAs: [{}]",
+            controlling.join(" ")
+        );
+        return Err(Refusal {
+            event_reason: "AmbiguousSelector",
+            event_message: message.clone(),
+            reason: "AmbiguousSelector",
+            message,
+        });
+    }
+    Ok(pods)
 }
 
 /// The scale subresource's path of a target.
@@ -1095,20 +1302,12 @@ fn scale_path(namespace: &str, target: &CrossVersionObjectReference) -> Result<S
         Some((g, v)) => (g.to_string(), v.to_string()),
         None => (String::new(), api_version.clone()),
     };
-    let rt = crate::api::resources::RESOURCES
-        .iter()
-        .find(|r| {
-            r.group == group
-                && r.kind == target.kind
-                && r.scale
-                && (version.is_empty() || r.version == version)
-        })
-        .ok_or_else(|| {
-            format!(
-                "no matches for kind {:?} in group {group:?} with a scale subresource",
-                target.kind
-            )
-        })?;
+    let rt = resource_of(&group, Some(&version), &target.kind, true).ok_or_else(|| {
+        format!(
+            "no matches for kind {:?} in group {group:?} with a scale subresource",
+            target.kind
+        )
+    })?;
     let base = if group.is_empty() {
         format!("/api/{}", rt.version)
     } else {
@@ -1118,13 +1317,6 @@ fn scale_path(namespace: &str, target: &CrossVersionObjectReference) -> Result<S
         "{base}/namespaces/{namespace}/{}/{}/scale",
         rt.plural, target.name
     ))
-}
-
-fn api_message(e: kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) => status.message,
-        other => other.to_string(),
-    }
 }
 
 async fn get_scale(client: &kube::Client, path: &str) -> Result<Scale, String> {
@@ -1228,46 +1420,7 @@ async fn reconcile(
             .and_then(|s| s.selector.clone())
             .unwrap_or_default(),
     };
-    if target.selector.is_empty() {
-        record(&Event {
-            warning: true,
-            reason: "SelectorRequired",
-            message: "selector is required".into(),
-        });
-        let c = condition(
-            "ScalingActive",
-            false,
-            "InvalidSelector",
-            "the HPA target's scale is missing a selector",
-        );
-        set_condition(&mut conditions, &c, now);
-        status.conditions = Some(conditions);
-        outcome("failed_metrics", None);
-        write_status(context, hpa, &original, status).await?;
-        return Err("the target's scale has no selector".into());
-    }
-    let pods: Api<Pod> = Api::namespaced(context.client.clone(), &namespace);
-    let pods = match pods.list(&ListParams::default().labels(&target.selector)).await {
-        Ok(list) => list.items,
-        Err(e) => {
-            let message = api_message(e);
-            record(&Event {
-                warning: true,
-                reason: "InvalidSelector",
-                message: message.clone(),
-            });
-            set_condition(
-                &mut conditions,
-                &condition("ScalingActive", false, "InvalidSelector", message.clone()),
-                now,
-            );
-            status.conditions = Some(conditions);
-            outcome("failed_metrics", None);
-            write_status(context, hpa, &original, status).await?;
-            return Err(message);
-        }
-    };
-
+    let pods = target_pods(context, hpa, &target.selector).await;
     let mut plan = plan(
         &context.config,
         context.metrics.as_ref(),
@@ -1285,11 +1438,13 @@ async fn reconcile(
         record(e);
     }
     let current = target.spec_replicas;
-    let mut result = match &plan.failed {
-        Some(error) => Err(format!(
+    // Metrics that failed while others decided still fail the reconcile (upstream's `retErr`).
+    let mut result = match (&plan.failed, &plan.partial) {
+        (Some(error), _) => Err(format!(
             "failed to compute desired number of replicas based on listed metrics: {error}"
         )),
-        None => Ok(()),
+        (None, Some(error)) => Err(error.clone()),
+        (None, None) => Ok(()),
     };
     if plan.rescale {
         match update_scale(&context.client, &path, scale, plan.desired).await {
@@ -1324,7 +1479,7 @@ async fn reconcile(
                     .behavior
                     .as_ref()
                     .map(|b| Behavior::from_spec(b, context.config.downscale_stabilization));
-                context.histories.with(&key(hpa), |h| {
+                context.histories.with(&history_key(hpa), |h| {
                     h.store_scale_event(behavior.as_ref(), current, plan.desired, now)
                 });
                 status.last_scale_time = Some(Time(now));
@@ -1374,7 +1529,7 @@ async fn reconcile(
         context.decisions.record(uid, decision);
     }
     status.current_replicas = Some(current);
-    status.current_metrics = Some(plan.statuses);
+    status.current_metrics = (!plan.statuses.is_empty()).then_some(plan.statuses);
     status.conditions = Some(conditions);
     write_status(context, hpa, &original, status).await?;
     result
@@ -1392,21 +1547,42 @@ async fn write_status(
     }
     let api: Api<HorizontalPodAutoscaler> =
         Api::namespaced(context.client.clone(), &hpa.namespace().unwrap_or_default());
-    let mut value = serde_json::to_value(&status).map_err(|e| e.to_string())?;
-    for field in ["lastScaleTime", "currentMetrics", "conditions", "currentReplicas"] {
-        if let Some(object) = value.as_object_mut() {
-            object.entry(field).or_insert(serde_json::Value::Null);
+    let name = hpa.name_any();
+    let mut status = status;
+    let mut revision = hpa.metadata.resource_version.clone();
+    let mut last_error = String::new();
+    // Pinned to the revision the status was computed from: a cache behind the last write gets a 409,
+    // and the write is made again over the stored object, keeping its newer rescale time.
+    for _ in 0..2 {
+        let mut value = serde_json::to_value(&status).map_err(|e| e.to_string())?;
+        for field in ["lastScaleTime", "currentMetrics", "conditions", "currentReplicas"] {
+            if let Some(object) = value.as_object_mut() {
+                object.entry(field).or_insert(serde_json::Value::Null);
+            }
+        }
+        let patch = Patch::Merge(serde_json::json!({
+            "metadata": {"resourceVersion": revision},
+            "status": value,
+        }));
+        match api.patch_status(&name, &PatchParams::default(), &patch).await {
+            Ok(_) => return Ok(()),
+            Err(e) if super::api_code(&e) == Some(409) => {
+                last_error = api_message(e);
+                let stored = api.get(&name).await.map_err(api_message)?;
+                let stored_scale_time = stored.status.as_ref().and_then(|s| s.last_scale_time.clone());
+                if stored_scale_time.as_ref().map(|t| t.0) > status.last_scale_time.as_ref().map(|t| t.0) {
+                    status.last_scale_time = stored_scale_time;
+                }
+                revision = stored.metadata.resource_version;
+            }
+            Err(e) => {
+                last_error = api_message(e);
+                break;
+            }
         }
     }
-    let patch = Patch::Merge(serde_json::json!({ "status": value }));
-    api.patch_status(&hpa.name_any(), &PatchParams::default(), &patch)
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            let message = api_message(e);
-            context
-                .recorder
-                .warning(&hpa.object_ref(&()), "FailedUpdateStatus", message.clone());
-            format!("failed to update status: {message}")
-        })
+    context
+        .recorder
+        .warning(&hpa.object_ref(&()), "FailedUpdateStatus", last_error.clone());
+    Err(format!("failed to update status: {last_error}"))
 }

@@ -11,6 +11,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+/// The status of a pod's `Ready` condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ready {
+    True,
+    False,
+    Unknown,
+}
+
+/// `t + d`, or the end of time when that is past it.
+fn later(t: jiff::Timestamp, d: Duration) -> jiff::Timestamp {
+    t.checked_add(d).unwrap_or(jiff::Timestamp::MAX)
+}
+
 /// A pod as the calculation sees it.
 #[derive(Clone, Debug)]
 pub struct PodInfo {
@@ -19,7 +32,7 @@ pub struct PodInfo {
     pub phase: String,
     pub deleting: bool,
     /// The `Ready` condition: its status and when it last changed.
-    pub ready: Option<(bool, jiff::Timestamp)>,
+    pub ready: Option<(Ready, jiff::Timestamp)>,
     pub start_time: Option<jiff::Timestamp>,
     /// The request of the resource (the sum over its containers, or the one container a
     /// ContainerResource metric names), in milli-units; `Err` names a container without one.
@@ -114,11 +127,12 @@ fn group_pods(
         };
         if cpu {
             let unready = match (pod.ready, pod.start_time) {
+                // `Unknown` is not `False`: upstream tests for `ConditionFalse`.
                 (Some((ready, changed)), Some(start)) => {
-                    if now < start + settings.cpu_initialization_period {
-                        !ready || metric.timestamp < changed + metric.window
+                    if now < later(start, settings.cpu_initialization_period) {
+                        ready == Ready::False || metric.timestamp < later(changed, metric.window)
                     } else {
-                        !ready && start + settings.initial_readiness_delay > changed
+                        ready == Ready::False && later(start, settings.initial_readiness_delay) > changed
                     }
                 }
                 _ => true,
@@ -202,22 +216,23 @@ fn utilization_ratio(
     requests: &BTreeMap<String, i64>,
     target: i32,
 ) -> Result<(f64, i32, i64), String> {
-    let (mut usage, mut request, mut counted) = (0i64, 0i64, 0i64);
+    // Sums in i128: values come from the metrics APIs, up to i64::MAX each.
+    let (mut usage, mut request, mut counted) = (0i128, 0i128, 0i128);
     for (name, value) in values {
         if let Some(r) = requests.get(name) {
-            usage += value;
-            request += r;
+            usage += i128::from(*value);
+            request += i128::from(*r);
             counted += 1;
         }
     }
     if counted == 0 || request == 0 {
         return Err("no metrics returned matched known pods".into());
     }
-    let utilization = (usage * 100 / request) as i32;
+    let utilization = (usage * 100 / request).clamp(0, i128::from(i32::MAX)) as i32;
     Ok((
         f64::from(utilization) / f64::from(target),
         utilization,
-        usage / counted,
+        (usage / counted).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
     ))
 }
 
@@ -282,7 +297,9 @@ pub fn utilization_replicas(
 
 /// `GetMetricUsageRatio`: the integer average and its ratio to the target.
 fn average_ratio(values: &BTreeMap<String, i64>, target_milli: i64) -> (f64, i64) {
-    let average = values.values().sum::<i64>() / (values.len().max(1) as i64);
+    let sum: i128 = values.values().map(|v| i128::from(*v)).sum();
+    let average =
+        (sum / values.len().max(1) as i128).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
     (average as f64 / target_milli as f64, average)
 }
 
@@ -329,7 +346,7 @@ pub fn ready_pods(pods: &[PodInfo]) -> Result<usize, String> {
     }
     Ok(pods
         .iter()
-        .filter(|p| p.phase == "Running" && p.ready.is_some_and(|(ready, _)| ready))
+        .filter(|p| p.phase == "Running" && p.ready.is_some_and(|(ready, _)| ready == Ready::True))
         .count())
 }
 
@@ -391,7 +408,7 @@ mod tests {
             name: name.into(),
             phase: "Running".into(),
             deleting: false,
-            ready: Some((true, long_ago)),
+            ready: Some((Ready::True, long_ago)),
             start_time: Some(long_ago),
             request_milli: Ok(request),
         }
@@ -521,7 +538,7 @@ mod tests {
         // A CPU pod that became ready after its metric's window started is still unready.
         let mut fresh = pod("e", 1000);
         fresh.start_time = Some(now() - jiff::SignedDuration::from_secs(60));
-        fresh.ready = Some((true, now() - jiff::SignedDuration::from_secs(10)));
+        fresh.ready = Some((Ready::True, now() - jiff::SignedDuration::from_secs(10)));
         let pods = [pod("a", 1000), fresh];
         // The ready pod at 200 %, the fresh one at zero when scaling up: 100 %, inside the tolerance.
         let p = calc(2, 100, &pods, &[("a", 2000), ("e", 2000)]).unwrap();
@@ -577,7 +594,7 @@ mod tests {
         assert_eq!(down.pods.missing.iter().collect::<Vec<_>>(), ["c"]);
         // Pods metrics do not look at readiness: a pod ready a moment ago counts.
         let mut fresh = pod("c", 0);
-        fresh.ready = Some((true, now()));
+        fresh.ready = Some((Ready::True, now()));
         let counted = plain(
             3,
             15000,
@@ -617,7 +634,7 @@ mod tests {
         let mut pending = pod("b", 0);
         pending.phase = "Pending".into();
         let mut not_ready = pod("c", 0);
-        not_ready.ready = Some((false, now()));
+        not_ready.ready = Some((Ready::False, now()));
         assert_eq!(ready_pods(&[pod("a", 0), pending, not_ready]), Ok(1));
     }
 }

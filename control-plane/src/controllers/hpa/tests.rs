@@ -143,7 +143,7 @@ impl Run {
             config: HpaConfig::default(),
             histories: Histories::default(),
         };
-        run.histories.with("default/web", |h| h.clear_recommendations());
+        run.histories.with("u", |h| h.clear_recommendations());
         run
     }
 
@@ -153,7 +153,8 @@ impl Run {
             status_replicas: current,
             selector: "app=web".into(),
         };
-        plan(&self.config, metrics, &self.histories, hpa, &target, pods, now()).await
+        let pods = Ok(pods.to_vec());
+        plan(&self.config, metrics, &self.histories, hpa, &target, &pods, now()).await
     }
 }
 
@@ -413,4 +414,69 @@ fn conditions_keep_their_transition_time_while_the_status_holds() {
         later,
     );
     assert_eq!(list[0].last_transition_time, Some(Time(later)));
+}
+
+#[tokio::test]
+async fn selector_refusals_and_unknown_readiness() {
+    let run = Run::fresh();
+    let target = Target {
+        spec_replicas: 2,
+        status_replicas: 2,
+        selector: String::new(),
+    };
+    let refused = Err(Refusal {
+        event_reason: "SelectorRequired",
+        event_message: "selector is required".into(),
+        reason: "InvalidSelector",
+        message: "the HPA target's scale is missing a selector".into(),
+    });
+    let hpa = cpu_hpa(50, 3, 5);
+    // Below minReplicas the count is fixed without looking at the selector.
+    let plan = plan(
+        &run.config,
+        &cpu(&[]),
+        &run.histories,
+        &hpa,
+        &target,
+        &refused,
+        now(),
+    )
+    .await;
+    assert_eq!((plan.desired, plan.rescale), (3, true));
+    // Within bounds, the missing selector stops the metrics.
+    let hpa = cpu_hpa(50, 1, 5);
+    let plan = super::plan(
+        &run.config,
+        &cpu(&[]),
+        &run.histories,
+        &hpa,
+        &target,
+        &refused,
+        now(),
+    )
+    .await;
+    assert!(!plan.rescale);
+    assert_eq!(reasons(&plan), [("ScalingActive", "InvalidSelector".to_string())]);
+    let events: Vec<&str> = plan.events.iter().map(|e| e.reason).collect();
+    assert_eq!(events, ["SelectorRequired", "FailedComputeMetricsReplicas"]);
+    // A pod whose readiness is Unknown is not unready for CPU (upstream tests for False).
+    let mut unknown = pod("web-1");
+    unknown.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].status = "Unknown".into();
+    let plan = run
+        .plan(
+            &cpu_hpa(50, 1, 5),
+            2,
+            &[pod("web-0"), unknown],
+            &cpu(&[1000, 1000]),
+        )
+        .await;
+    let pods = plan.decision.unwrap().metrics[0].pods.clone().unwrap();
+    assert_eq!((pods.ready, pods.unready.len()), (2, 0));
+}
+
+#[test]
+fn memory_in_binary_si() {
+    assert_eq!(resource_quantity("memory", 100 * 1024 * 1024 * 1000).0, "100Mi");
+    assert_eq!(resource_quantity("memory", 1500).0, "1500m");
+    assert_eq!(resource_quantity("cpu", 250).0, "250m");
 }
