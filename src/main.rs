@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod event_index;
+mod exposition;
 mod kubeconfig;
 mod logging;
 mod metrics_api;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use control_plane::api::ApiState;
@@ -312,13 +312,20 @@ fn metrics_router(registry: Arc<Registry>, probes: Arc<Registry>, api: ApiState)
     Router::new()
         .route("/metrics", get(scrape))
         // The kubelet's own endpoint for probe metrics (`prober_probe_total`), apart from /metrics.
-        .route("/metrics/probes", get(move || async move { exposition(&probes) }))
+        .route(
+            "/metrics/probes",
+            get(move |headers: HeaderMap| async move { crate::exposition::response(&probes, accept(&headers)) }),
+        )
         .with_state(MetricsState { registry, api })
 }
 
-async fn scrape(State(state): State<MetricsState>) -> axum::response::Response {
+fn accept(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())
+}
+
+async fn scrape(State(state): State<MetricsState>, headers: HeaderMap) -> axum::response::Response {
     control_plane::server::refresh_store_gauges(&state.api).await;
-    exposition(&state.registry)
+    crate::exposition::response(&state.registry, accept(&headers))
 }
 
 /// `/metrics/resource` and `/metrics/cadvisor` (Prometheus text with sample timestamps, as the kubelet's).
@@ -340,20 +347,4 @@ fn collector_router(collector: collector::Collector) -> Router {
             "/metrics/cadvisor",
             get(move || async move { text(collector::expose::cadvisor(&cadvisor.snapshot())) }),
         )
-}
-
-/// A registry in the OpenMetrics text format.
-fn exposition(registry: &Registry) -> axum::response::Response {
-    let mut body = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, registry) {
-        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
 }

@@ -16,6 +16,8 @@ mod deployments;
 mod durability;
 #[path = "e2e/events.rs"]
 mod events;
+#[path = "e2e/exposition.rs"]
+mod exposition;
 #[path = "e2e/kubectl.rs"]
 mod kubectl;
 #[path = "e2e/logs.rs"]

@@ -69,27 +69,27 @@ impl ApiMetrics {
         };
         registry.register(
             "apiserver_request",
-            "Counter of apiserver requests broken out for each verb, group, version, resource, scope, component, and HTTP response code.",
+            "Counter of apiserver requests broken out for each verb, group, version, resource, scope, component, and HTTP response code",
             metrics.requests.clone(),
         );
         registry.register(
             "apiserver_request_duration_seconds",
-            "Response latency distribution in seconds for each verb, group, version, resource, subresource, scope and component.",
+            "Response latency distribution in seconds for each verb, group, version, resource, subresource, scope and component",
             metrics.durations.clone(),
         );
         registry.register(
             "apiserver_longrunning_requests",
-            "Gauge of all active long-running apiserver requests broken out by verb, group, version, resource, scope and component.",
+            "Gauge of all active long-running apiserver requests broken out by verb, group, version, resource, scope and component",
             metrics.longrunning.clone(),
         );
         registry.register(
             "glasshouse_store_revision",
-            "The store's current revision (the newest resourceVersion).",
+            "The store's current revision (the newest resourceVersion)",
             metrics.store_revision.clone(),
         );
         registry.register(
             "apiserver_storage_size_bytes",
-            "Size of the storage database file physically allocated in bytes.",
+            "Size of the storage database file physically allocated in bytes",
             metrics.store_size_bytes.clone(),
         );
         metrics
@@ -274,22 +274,22 @@ impl ControllerMetrics {
         };
         registry.register(
             "controller_runtime_reconcile",
-            "Total number of reconciliations per controller.",
+            "Total number of reconciliations per controller",
             metrics.reconciles.clone(),
         );
         registry.register(
             "controller_runtime_reconcile_time_seconds",
-            "Length of time per reconciliation per controller.",
+            "Length of time per reconciliation per controller",
             metrics.reconcile_time.clone(),
         );
         registry.register(
             "scheduler_schedule_attempts",
-            "Number of attempts to schedule pods, by the result.",
+            "Number of attempts to schedule pods, by the result",
             metrics.attempts.clone(),
         );
         registry.register(
             "scheduler_scheduling_attempt_duration_seconds",
-            "Scheduling attempt latency in seconds (scheduling algorithm + binding).",
+            "Scheduling attempt latency in seconds (scheduling algorithm + binding)",
             metrics.attempt_time.clone(),
         );
         registry.register(
@@ -412,17 +412,17 @@ impl NodeMetrics {
         };
         registry.register(
             "kubelet_pod_start_duration_seconds",
-            "Duration in seconds from a pod's creation to all its containers running.",
+            "Duration in seconds from a pod's creation to all its containers running",
             metrics.pod_start.clone(),
         );
         registry.register(
             "kubelet_running_pods",
-            "Number of pods that have a running container on this node.",
+            "Number of pods that have a running container on this node",
             metrics.running_pods.clone(),
         );
         registry.register(
             "kubelet_running_containers",
-            "Number of containers on this node, by state.",
+            "Number of containers on this node, by state",
             metrics.containers.clone(),
         );
         metrics

@@ -94,27 +94,27 @@ impl EventerMetrics {
         let metrics = EventerMetrics::default();
         registry.register(
             "glasshouse_event_recorder_writes",
-            "Events written to the API by the recorder, by operation.",
+            "Events written to the API by the recorder, by operation",
             metrics.written.clone(),
         );
         registry.register(
             "glasshouse_event_recorder_dropped",
-            "Events the recorder did not write, by reason.",
+            "Events the recorder did not write, by reason",
             metrics.dropped.clone(),
         );
         registry.register(
             "glasshouse_event_recorder_retries",
-            "Event writes retried after a transport error.",
+            "Event writes retried after a transport error",
             metrics.retries.clone(),
         );
         registry.register(
             "glasshouse_event_recorder_queue_depth",
-            "Events waiting to be correlated and written.",
+            "Events waiting to be correlated and written",
             metrics.queued.clone(),
         );
         registry.register(
             "glasshouse_events_expired",
-            "Events deleted by the event TTL.",
+            "Events deleted by the event TTL",
             metrics.expired.clone(),
         );
         metrics
@@ -327,47 +327,47 @@ impl ShipperMetrics {
         };
         registry.register(
             "glasshouse_event_shipper_received",
-            "Event changes the shipper took from the API.",
+            "Event changes the shipper took from the API",
             metrics.received.clone(),
         );
         registry.register(
             "glasshouse_event_shipper_unrouted",
-            "Event changes shipped to no sink, by reason (a drop rule matched, or no route did).",
+            "Event changes shipped to no sink, by reason (a drop rule matched, or no route did)",
             metrics.unrouted.clone(),
         );
         registry.register(
             "glasshouse_event_shipper_relists",
-            "Times the shipper listed events again (at its first start, or after its resume point expired).",
+            "Times the shipper listed events again (at its first start, or after its resume point expired)",
             metrics.relists.clone(),
         );
         registry.register(
             "glasshouse_event_sink_delivered",
-            "Events a sink took.",
+            "Events a sink took",
             metrics.delivered.clone(),
         );
         registry.register(
             "glasshouse_event_sink_failed",
-            "Deliveries to a sink that failed (each is retried).",
+            "Deliveries to a sink that failed (each is retried)",
             metrics.failed.clone(),
         );
         registry.register(
             "glasshouse_event_sink_retries",
-            "Events whose delivery to a sink failed and will be tried again.",
+            "Events whose delivery to a sink failed and will be tried again",
             metrics.retries.clone(),
         );
         registry.register(
             "glasshouse_event_sink_dropped",
-            "Events not delivered to a sink, by reason.",
+            "Events not delivered to a sink, by reason",
             metrics.dropped.clone(),
         );
         registry.register(
             "glasshouse_event_sink_queue_depth",
-            "Events waiting on disk for a sink.",
+            "Events waiting on disk for a sink",
             metrics.queued.clone(),
         );
         registry.register(
             "glasshouse_event_sink_delivery_lag_seconds",
-            "Time from an event reaching the shipper to a sink taking it.",
+            "Time from an event reaching the shipper to a sink taking it",
             metrics.lag.clone(),
         );
         metrics

@@ -64,57 +64,57 @@ impl Telemetry {
         let t = Telemetry::default();
         registry.register(
             "glasshouse_logs_read_bytes",
-            "Bytes read from log files.",
+            "Bytes read from log files",
             t.bytes_read.clone(),
         );
         registry.register(
             "glasshouse_logs_read_lines",
-            "Log lines read from files (partial and multiline records joined).",
+            "Log lines read from files (partial and multiline records joined)",
             t.lines_read.clone(),
         );
         registry.register(
             "glasshouse_logs_indexed_lines",
-            "Log lines committed to the index.",
+            "Log lines committed to the index",
             t.lines_indexed.clone(),
         );
         registry.register(
             "glasshouse_logs_files_tracked",
-            "Log files followed now.",
+            "Log files followed now",
             t.files_tracked.clone(),
         );
         registry.register(
             "glasshouse_logs_files_open",
-            "Log files held open now.",
+            "Log files held open now",
             t.files_open.clone(),
         );
         registry.register(
             "glasshouse_logs_inotify",
-            "1 while inotify wakes the log tailer, 0 when it polls alone.",
+            "1 while inotify wakes the log tailer, 0 when it polls alone",
             t.watching.clone(),
         );
         registry.register(
             "glasshouse_logs_anomalies",
-            "Lines cut, files read again and files lost, by reason.",
+            "Lines cut, files read again and files lost, by reason",
             t.anomalies.clone(),
         );
         registry.register(
             "glasshouse_logs_commit_duration_seconds",
-            "How long an index commit took.",
+            "How long an index commit took",
             t.commit_duration.clone(),
         );
         registry.register(
             "glasshouse_logs_searchable_lag_seconds",
-            "From a line's timestamp to its commit (searchable).",
+            "From a line's timestamp to its commit (searchable)",
             t.lag.clone(),
         );
         registry.register(
             "glasshouse_logs_partition_bytes",
-            "Bytes on disk per index partition (a window of line time).",
+            "Bytes on disk per index partition (a window of line time)",
             t.partition_bytes.clone(),
         );
         registry.register(
             "glasshouse_logs_retention_dropped_lines",
-            "Lines dropped with their partition by retention, by reason (age, size).",
+            "Lines dropped with their partition by retention, by reason (age, size)",
             t.retention_dropped.clone(),
         );
         t

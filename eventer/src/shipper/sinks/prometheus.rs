@@ -37,7 +37,7 @@ impl PrometheusSink {
         let events = Family::<EventLabels, Counter>::default();
         registry.register(
             "glasshouse_events",
-            "Events that occurred, by type, reason, involved object kind and namespace.",
+            "Events that occurred, by type, reason, involved object kind and namespace",
             events.clone(),
         );
         PrometheusSink {
