@@ -25,10 +25,16 @@ pub fn response(registry: &Registry, accept: Option<&str>) -> Response {
         return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
     }
     if wants_openmetrics(accept) {
-        ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response()
+        encoded(body, true)
     } else {
-        ([(header::CONTENT_TYPE, TEXT)], to_text_format(&body)).into_response()
+        encoded(to_text_format(&body), false)
     }
+}
+
+/// An encoded exposition with its content type.
+pub fn encoded(body: String, openmetrics: bool) -> Response {
+    let content_type = if openmetrics { OPENMETRICS } else { TEXT };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 /// OpenMetrics text as the Prometheus text format 0.0.4.

@@ -228,8 +228,15 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the metrics address {}", settings.metrics_addr))?;
     let metrics_addr = metrics_listener.local_addr()?;
-    let metrics = metrics_router(Arc::new(registry), Arc::new(probe_registry), api.state.clone())
-        .merge(collector_router(collector.clone()));
+    // Object state in kube-state-metrics' names, from watch caches of the API.
+    let state = control_plane::state_metrics::StateMetrics::start(&api.client, &shutdown);
+    let metrics = metrics_router(
+        Arc::new(registry),
+        Arc::new(probe_registry),
+        api.state.clone(),
+        state,
+    )
+    .merge(collector_router(collector.clone()));
     let metrics_task = tokio::spawn(control_plane::server::serve(
         metrics_listener,
         metrics,
@@ -308,9 +315,21 @@ struct MetricsState {
     api: ApiState,
 }
 
-fn metrics_router(registry: Arc<Registry>, probes: Arc<Registry>, api: ApiState) -> Router {
+fn metrics_router(
+    registry: Arc<Registry>,
+    probes: Arc<Registry>,
+    api: ApiState,
+    state: control_plane::state_metrics::StateMetrics,
+) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
+        .route(
+            "/metrics/state",
+            get(move |headers: HeaderMap| async move {
+                let openmetrics = crate::exposition::wants_openmetrics(accept(&headers));
+                crate::exposition::encoded(state.encode(openmetrics), openmetrics)
+            }),
+        )
         // The kubelet's own endpoint for probe metrics (`prober_probe_total`), apart from /metrics.
         .route(
             "/metrics/probes",

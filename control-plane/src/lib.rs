@@ -8,5 +8,6 @@ pub mod controllers;
 pub mod node;
 pub mod scheduler;
 pub mod server;
+pub mod state_metrics;
 pub mod store;
 pub mod telemetry;
