@@ -84,6 +84,71 @@ pub fn to_text_format(openmetrics: &str) -> String {
     out
 }
 
+/// Prometheus text (0.0.4) as OpenMetrics: counter families named without `_total`, timestamps in
+/// seconds, `# EOF` at the end (for the collector's hand-written endpoints).
+pub fn to_openmetrics(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len() + 8);
+    for line in text.lines() {
+        if let Some(rest) = line
+            .strip_prefix("# HELP ")
+            .or_else(|| line.strip_prefix("# TYPE "))
+        {
+            let keyword = &line[..7];
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            let name = match counters.contains(name) {
+                true => name.strip_suffix("_total").unwrap_or(name),
+                false => name,
+            };
+            let tail = if keyword == "# TYPE " && tail == "untyped" {
+                "unknown"
+            } else {
+                tail
+            };
+            out.push_str(&format!("{keyword}{name} {tail}\n"));
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        // `name{labels} value [timestamp in ms]`: value and timestamp follow the labels (or the name).
+        let (head, rest) = match line.rfind('}') {
+            Some(i) => line.split_at(i + 1),
+            None => line.split_once(' ').unwrap_or((line, "")),
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        match fields.as_slice() {
+            [value, ms] if ms.parse::<i64>().is_ok() => {
+                let ms: i64 = ms.parse().unwrap_or_default();
+                out.push_str(&format!(
+                    "{head} {value} {}.{:03}\n",
+                    ms.div_euclid(1000),
+                    ms.rem_euclid(1000)
+                ));
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+/// Hand-written Prometheus text, answered as asked.
+pub fn text_response(text: String, accept: Option<&str>) -> Response {
+    if wants_openmetrics(accept) {
+        encoded(to_openmetrics(&text), true)
+    } else {
+        encoded(text, false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use prometheus_client::metrics::counter::Counter;
@@ -141,5 +206,31 @@ mod tests {
         )));
         assert!(!wants_openmetrics(Some("*/*")));
         assert!(!wants_openmetrics(None));
+    }
+
+    #[test]
+    fn the_text_format_becomes_openmetrics() {
+        let text = "# HELP container_cpu_usage_seconds_total Cumulative cpu time consumed by the container in core-seconds\n\
+            # TYPE container_cpu_usage_seconds_total counter\n\
+            container_cpu_usage_seconds_total{container=\"web\",pod=\"p\"} 1.5 1800000000123\n\
+            # HELP node_memory_working_set_bytes Current working set of the node in bytes\n\
+            # TYPE node_memory_working_set_bytes gauge\n\
+            node_memory_working_set_bytes 4096 1800000000123\n\
+            scrape_error 0\n";
+        let om = to_openmetrics(text);
+        assert!(
+            om.contains("# TYPE container_cpu_usage_seconds counter\n"),
+            "{om}"
+        );
+        assert!(om.contains("} 1.5 1800000000.123\n"), "{om}");
+        assert!(
+            om.contains("node_memory_working_set_bytes 4096 1800000000.123\n"),
+            "{om}"
+        );
+        assert!(om.ends_with("scrape_error 0\n# EOF\n"), "{om}");
+        // The collector's own OpenMetrics parser takes it, types and timestamps included.
+        let samples = collector::exposition::parse(&om, true).unwrap();
+        assert_eq!(samples[0].kind, collector::exposition::MetricType::Counter);
+        assert_eq!(samples[0].timestamp_ms, Some(1800000000123));
     }
 }

@@ -8,7 +8,6 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
-use axum::response::IntoResponse;
 use axum::routing::get;
 use control_plane::api::ApiState;
 use control_plane::server::{ApiServerConfig, ApiServerContext};
@@ -347,23 +346,27 @@ async fn scrape(State(state): State<MetricsState>, headers: HeaderMap) -> axum::
     crate::exposition::response(&state.registry, accept(&headers))
 }
 
-/// `/metrics/resource` and `/metrics/cadvisor` (Prometheus text with sample timestamps, as the kubelet's).
+/// `/metrics/resource` and `/metrics/cadvisor` (Prometheus text with sample timestamps, as the kubelet's;
+/// OpenMetrics when asked).
 fn collector_router(collector: collector::Collector) -> Router {
-    let text = |body: String| {
-        (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-            body,
-        )
-            .into_response()
-    };
     let (resource, cadvisor) = (collector.clone(), collector);
     Router::new()
         .route(
             "/metrics/resource",
-            get(move || async move { text(collector::expose::resource(&resource.snapshot())) }),
+            get(move |headers: HeaderMap| async move {
+                crate::exposition::text_response(
+                    collector::expose::resource(&resource.snapshot()),
+                    accept(&headers),
+                )
+            }),
         )
         .route(
             "/metrics/cadvisor",
-            get(move || async move { text(collector::expose::cadvisor(&cadvisor.snapshot())) }),
+            get(move |headers: HeaderMap| async move {
+                crate::exposition::text_response(
+                    collector::expose::cadvisor(&cadvisor.snapshot()),
+                    accept(&headers),
+                )
+            }),
         )
 }

@@ -135,7 +135,7 @@ fn every_endpoint_is_lint_clean_and_speaks_openmetrics_when_asked() {
         );
         assert_eq!(promtool(&body), "", "{url}");
     }
-    for path in ["", "/probes", "/state"] {
+    for path in ["", "/probes", "/resource", "/cadvisor", "/state"] {
         let url = format!("{base}{path}");
         let (content_type, body) = fetch(
             &url,
