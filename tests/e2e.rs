@@ -30,6 +30,8 @@ mod otlp;
 mod pods;
 #[path = "e2e/probes.rs"]
 mod probes;
+#[path = "e2e/prometheus.rs"]
+mod prometheus;
 #[path = "e2e/reflector.rs"]
 mod reflector;
 #[path = "e2e/replicasets.rs"]
