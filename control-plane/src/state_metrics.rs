@@ -95,6 +95,21 @@ impl Out {
     }
 }
 
+/// A metric target's or status's value, average value and utilization, under kube-state-metrics'
+/// `metric_target_type` names.
+fn metric_values(
+    value: Option<&Quantity>,
+    average: Option<&Quantity>,
+    utilization: Option<i32>,
+) -> [(&'static str, Option<f64>); 3] {
+    let plain = |q: Option<&Quantity>| q.and_then(|q| resource_value("", q)).map(|v| v.0);
+    [
+        ("value", plain(value)),
+        ("average", plain(average)),
+        ("utilization", utilization.map(f64::from)),
+    ]
+}
+
 fn bool_label(value: bool) -> &'static str {
     if value { "true" } else { "false" }
 }
@@ -530,29 +545,65 @@ impl StateMetrics {
                 let (Some(metric_name), Some(target)) = (metric_name, target) else {
                     continue;
                 };
-                let targets = [
-                    (
-                        "value",
-                        target
-                            .value
-                            .as_ref()
-                            .and_then(|q| resource_value("", q))
-                            .map(|v| v.0),
-                    ),
-                    (
-                        "average",
-                        target
-                            .average_value
-                            .as_ref()
-                            .and_then(|q| resource_value("", q))
-                            .map(|v| v.0),
-                    ),
-                    ("utilization", target.average_utilization.map(f64::from)),
-                ];
+                let targets = metric_values(
+                    target.value.as_ref(),
+                    target.average_value.as_ref(),
+                    target.average_utilization,
+                );
                 for (kind, value) in targets {
                     if let Some(value) = value {
                         out.sample(
                             "kube_horizontalpodautoscaler_spec_target_metric",
+                            &[
+                                ("namespace", &ns),
+                                ("horizontalpodautoscaler", &name),
+                                ("metric_name", &metric_name),
+                                ("metric_target_type", kind),
+                            ],
+                            value,
+                        );
+                    }
+                }
+            }
+        }
+        Self::hpa_current_metrics(out, &hpas);
+    }
+
+    /// `kube_horizontalpodautoscaler_status_target_metric`: each metric's current value, from the status.
+    fn hpa_current_metrics(out: &mut Out, hpas: &[std::sync::Arc<HorizontalPodAutoscaler>]) {
+        out.family(
+            "kube_horizontalpodautoscaler_status_target_metric",
+            "gauge",
+            "The current metric status used by this autoscaler when calculating the desired replica count.",
+        );
+        for h in hpas {
+            let (ns, name) = (h.namespace().unwrap_or_default(), h.name_any());
+            for metric in h
+                .status
+                .as_ref()
+                .and_then(|s| s.current_metrics.clone())
+                .unwrap_or_default()
+            {
+                let current = match metric.type_.as_str() {
+                    "Resource" => metric.resource.map(|r| (r.name, r.current)),
+                    "ContainerResource" => metric.container_resource.map(|r| (r.name, r.current)),
+                    "Pods" => metric.pods.map(|p| (p.metric.name, p.current)),
+                    "Object" => metric.object.map(|o| (o.metric.name, o.current)),
+                    "External" => metric.external.map(|e| (e.metric.name, e.current)),
+                    _ => None,
+                };
+                let Some((metric_name, current)) = current else {
+                    continue;
+                };
+                let values = metric_values(
+                    current.value.as_ref(),
+                    current.average_value.as_ref(),
+                    current.average_utilization,
+                );
+                for (kind, value) in values {
+                    if let Some(value) = value {
+                        out.sample(
+                            "kube_horizontalpodautoscaler_status_target_metric",
                             &[
                                 ("namespace", &ns),
                                 ("horizontalpodautoscaler", &name),

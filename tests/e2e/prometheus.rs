@@ -1,7 +1,8 @@
 //! The shipped `dashboards/prometheus.yml` and `rules.yml` pass `promtool check config`, `check rules` and
 //! `test rules`, and a real Prometheus (Debian's package) running them against `glasshouse up` scrapes
-//! every endpoint (each job up, with samples) and gets series from every rule's expression, with a
-//! workload that gives each alert its cause.
+//! every endpoint (each job up, with samples) and gets series from every rule's expression and every
+//! dashboard panel's query, with a workload that gives each alert its cause. The dashboards are checked
+//! for what Grafana needs of them: unique uids and panel ids, a `${datasource}` variable, units.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -11,6 +12,7 @@ use crate::support::{KillOnDrop, Server, eventually, free_port};
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/prometheus.yml");
 const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/rules.yml");
 const RULE_TESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/rules_test.yml");
+const DASHBOARDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dashboards/grafana");
 const JOBS: [&str; 5] = [
     "glasshouse",
     "glasshouse-probes",
@@ -148,14 +150,89 @@ fn rule_expressions() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every dashboard's panel queries and variable queries (`label_values(selector, label)` as its selector),
+/// with the variables at "all" and `$__rate_interval` at a minute; and the checks Grafana needs.
+fn dashboard_expressions() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut uids = std::collections::HashSet::new();
+    let mut files: Vec<_> = std::fs::read_dir(DASHBOARDS)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 7, "{files:?}");
+    let substitute = |expr: &str| {
+        expr.replace("$__rate_interval", "1m")
+            .replace("$namespace", ".*")
+            .replace("$pod", ".*")
+            .replace("$node", ".*")
+            .replace("$hpa", ".*")
+    };
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let uid = dashboard["uid"].as_str().unwrap_or_default().to_string();
+        assert!(uid.starts_with("glasshouse-") && uids.insert(uid), "{name}: uid");
+        assert!(
+            dashboard["schemaVersion"].as_i64() >= Some(39),
+            "{name}: schemaVersion"
+        );
+        let variables = dashboard["templating"]["list"].as_array().unwrap();
+        assert!(
+            variables
+                .iter()
+                .any(|v| v["type"] == "datasource" && v["name"] == "datasource"),
+            "{name}: no datasource variable"
+        );
+        for v in variables.iter().filter(|v| v["type"] == "query") {
+            assert_eq!(
+                v["datasource"]["uid"], "${datasource}",
+                "{name}: variable {}",
+                v["name"]
+            );
+            let query = v["query"]["query"].as_str().unwrap();
+            let selector = query
+                .strip_prefix("label_values(")
+                .and_then(|q| q.rsplit_once(','))
+                .map(|(selector, _)| selector.to_string())
+                .unwrap();
+            out.push((format!("{name} variable {}", v["name"]), substitute(&selector)));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            let title = panel["title"].as_str().unwrap_or_default();
+            assert!(
+                ids.insert(panel["id"].as_i64().unwrap()),
+                "{name}: panel id of {title}"
+            );
+            assert!(
+                panel["fieldConfig"]["defaults"]["unit"].is_string(),
+                "{name}: unit of {title}"
+            );
+            assert_eq!(
+                panel["datasource"]["uid"], "${datasource}",
+                "{name}: datasource of {title}"
+            );
+            for target in panel["targets"].as_array().unwrap() {
+                assert_eq!(target["datasource"]["uid"], "${datasource}", "{name}: {title}");
+                let expr = target["expr"].as_str().unwrap();
+                out.push((format!("{name}: {title} ({})", target["refId"]), substitute(expr)));
+            }
+        }
+    }
+    out
+}
+
 #[test]
-fn every_rule_expression_returns_series_on_a_live_platform() {
+fn every_rule_and_panel_returns_series_on_a_live_platform() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     // A sink nobody listens on, and an external metric nobody serves (5xx answers).
     std::fs::write(
         &config,
-        "apiVersion: glasshouse/v1alpha1\nevents:\n  sinks:\n    down: {webhook: {url: 'http://127.0.0.1:1/hook', timeoutSeconds: 1}}\n  routes:\n    - sinks: [down]\nmetrics:\n  external:\n  - name: unreachable\n    timeoutSeconds: 1\n    http: {url: 'http://127.0.0.1:1/value'}\n",
+        "apiVersion: glasshouse/v1alpha1\nevents:\n  sinks:\n    down: {webhook: {url: 'http://127.0.0.1:1/hook', timeoutSeconds: 1}}\n    counts: {prometheus: {}}\n  routes:\n    - sinks: [down, counts]\nmetrics:\n  external:\n  - name: unreachable\n    timeoutSeconds: 1\n    http: {url: 'http://127.0.0.1:1/value'}\n",
     )
     .unwrap();
     let server = Server::start_with(&[
@@ -183,6 +260,8 @@ spec:
     image: busybox
     command: [sleep, "3600"]
     readinessProbe: {exec: {command: ["false"]}, periodSeconds: 1}
+    livenessProbe: {exec: {command: ["true"]}, periodSeconds: 1}
+    resources: {requests: {cpu: 100m, memory: 32Mi}, limits: {cpu: 500m, memory: 64Mi}}
 ---
 apiVersion: v1
 kind: Pod
@@ -213,19 +292,20 @@ status:
   - {type: Ready, status: "True", reason: KubeletReady, message: ok, lastHeartbeatTime: "2026-01-01T00:00:00Z", lastTransitionTime: "2026-01-01T00:00:00Z"}
 "#,
     );
+    // Below its minimum: the HPA rescales once, then holds it at its maximum.
     server.kubectl_ok(&[
         "autoscale",
         "deployment",
         "web",
         "--cpu-percent=50",
-        "--min=1",
-        "--max=1",
+        "--min=2",
+        "--max=2",
     ]);
     let (_prometheus, port, _dir) = prometheus_for(&server);
     let unreachable = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/unreachable";
     let mut missing = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    for (name, expr) in rule_expressions() {
+    for (name, expr) in rule_expressions().into_iter().chain(dashboard_expressions()) {
         let returns_series = || {
             // Keep the server errors coming while the API error rule is looked at.
             let _ = server.kubectl(&["get", "--raw", unreachable]);
@@ -240,7 +320,7 @@ status:
     }
     assert!(
         missing.is_empty(),
-        "rules without series: {missing:?}\n{}\n{}",
+        "expressions without series: {missing:?}\n{}\n{}",
         server.kubectl_ok(&["get", "pods,nodes", "-o", "wide"]),
         query(port, "up")
     );
