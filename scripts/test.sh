@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, runnable on a fresh machine: installs what the tests need (Debian packages,
-# playwright-core from npm; the machine's own kubectl must be on PATH), starts an etcd on loopback for the etcd store's conformance
-# run, then checks formatting and lints and runs every test with the etcd backend built in.
+# playwright-core, @grafana/schema and typescript from npm; the machine's own kubectl must be on PATH),
+# starts an etcd on loopback for the etcd store's conformance run, then checks formatting and lints and
+# runs every test with the etcd backend built in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/etcd.sh
@@ -10,6 +11,8 @@ source scripts/lib/etcd.sh
 # metrics test queries Debian's Prometheus.
 install_missing chromium:chromium node:nodejs npm:npm prometheus:prometheus
 (cd tests/ui && { [ -d node_modules/playwright-core ] || npm install --no-audit --no-fund --silent; })
+# The dashboards are type-checked against Grafana's schema types (@grafana/schema, typescript from npm).
+(cd tests/dashboards && { [ -d node_modules/@grafana/schema ] || npm install --no-audit --no-fund --silent; })
 if ! command -v kubectl >/dev/null; then
   echo "error: the end-to-end tests drive the real kubectl, and none is on PATH" >&2
   exit 1

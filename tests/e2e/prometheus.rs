@@ -325,3 +325,18 @@ status:
         query(port, "up")
     );
 }
+
+#[test]
+fn the_dashboards_type_check_against_grafanas_schema() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dashboards");
+    let out = Command::new("node")
+        .arg(format!("{dir}/check.mjs"))
+        .output()
+        .expect("node runs (the test command installs it)");
+    assert!(
+        out.status.success(),
+        "{}{}\n(the test command runs `npm install` in tests/dashboards)",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
