@@ -40,3 +40,6 @@ cargo bench --bench hpa
 echo
 echo "## metrics-server memory for 200 pods"
 cargo bench -p metrics-server --bench memory
+echo
+echo "## scrape cost: 100,000 series through prometheus-client and the text conversion, /metrics/state for 200 and 6,000 pods"
+cargo bench -p control-plane --bench exposition

@@ -4,7 +4,6 @@
 mod cli;
 mod config;
 mod event_index;
-mod exposition;
 mod kubeconfig;
 mod logging;
 mod metrics_api;

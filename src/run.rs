@@ -325,14 +325,16 @@ fn metrics_router(
         .route(
             "/metrics/state",
             get(move |headers: HeaderMap| async move {
-                let openmetrics = crate::exposition::wants_openmetrics(accept(&headers));
-                crate::exposition::encoded(state.encode(openmetrics), openmetrics)
+                let openmetrics = control_plane::exposition::wants_openmetrics(accept(&headers));
+                control_plane::exposition::encoded(state.encode(openmetrics), openmetrics)
             }),
         )
         // The kubelet's own endpoint for probe metrics (`prober_probe_total`), apart from /metrics.
         .route(
             "/metrics/probes",
-            get(move |headers: HeaderMap| async move { crate::exposition::response(&probes, accept(&headers)) }),
+            get(move |headers: HeaderMap| async move {
+                control_plane::exposition::response(&probes, accept(&headers))
+            }),
         )
         .with_state(MetricsState { registry, api })
 }
@@ -343,7 +345,7 @@ fn accept(headers: &HeaderMap) -> Option<&str> {
 
 async fn scrape(State(state): State<MetricsState>, headers: HeaderMap) -> axum::response::Response {
     control_plane::server::refresh_store_gauges(&state.api).await;
-    crate::exposition::response(&state.registry, accept(&headers))
+    control_plane::exposition::response(&state.registry, accept(&headers))
 }
 
 /// `/metrics/resource` and `/metrics/cadvisor` (Prometheus text with sample timestamps, as the kubelet's;
@@ -354,7 +356,7 @@ fn collector_router(collector: collector::Collector) -> Router {
         .route(
             "/metrics/resource",
             get(move |headers: HeaderMap| async move {
-                crate::exposition::text_response(
+                control_plane::exposition::text_response(
                     collector::expose::resource(&resource.snapshot()),
                     accept(&headers),
                 )
@@ -363,7 +365,7 @@ fn collector_router(collector: collector::Collector) -> Router {
         .route(
             "/metrics/cadvisor",
             get(move |headers: HeaderMap| async move {
-                crate::exposition::text_response(
+                control_plane::exposition::text_response(
                     collector::expose::cadvisor(&cadvisor.snapshot()),
                     accept(&headers),
                 )

@@ -5,6 +5,7 @@ pub mod addresses;
 pub mod api;
 pub mod client;
 pub mod controllers;
+pub mod exposition;
 pub mod node;
 pub mod scheduler;
 pub mod server;

@@ -37,11 +37,20 @@ struct Out {
     openmetrics: bool,
 }
 
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Appends a label value, escaped as the formats require.
+fn push_escaped(out: &mut String, value: &str) {
+    if !value.contains(['\\', '"', '\n']) {
+        out.push_str(value);
+        return;
+    }
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
 }
 
 impl Out {
@@ -64,11 +73,19 @@ impl Out {
                 if i > 0 {
                     self.text.push(',');
                 }
-                let _ = write!(self.text, "{k}=\"{}\"", escape(v));
+                self.text.push_str(k);
+                self.text.push_str("=\"");
+                push_escaped(&mut self.text, v);
+                self.text.push('"');
             }
             self.text.push('}');
         }
-        let _ = writeln!(self.text, " {value}");
+        // Integral values (nearly all) without float formatting.
+        if value.fract() == 0.0 && value.abs() < 1e15 {
+            let _ = writeln!(self.text, " {}", value as i64);
+        } else {
+            let _ = writeln!(self.text, " {value}");
+        }
     }
 }
 
@@ -141,6 +158,29 @@ impl StateMetrics {
         }
     }
 
+    /// Metrics of fixed pods and nodes (no watches): for benchmarks and tests.
+    pub fn of(pods: Vec<Pod>, nodes: Vec<Node>) -> StateMetrics {
+        fn filled<K>(objects: Vec<K>) -> Store<K>
+        where
+            K: kube::Resource<DynamicType = ()> + Clone + 'static,
+        {
+            let (reader, mut writer) = kube::runtime::reflector::store::<K>();
+            for object in objects {
+                writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(object));
+            }
+            reader
+        }
+        StateMetrics {
+            pods: filled(pods),
+            deployments: filled(Vec::new()),
+            replicasets: filled(Vec::new()),
+            hpas: filled(Vec::new()),
+            nodes: filled(nodes),
+            services: filled(Vec::new()),
+            endpoints: filled(Vec::new()),
+        }
+    }
+
     /// The exposition, in OpenMetrics (`openmetrics`) or the Prometheus text format.
     pub fn encode(&self, openmetrics: bool) -> String {
         let mut out = Out {
@@ -168,30 +208,28 @@ impl StateMetrics {
                 p.name_any(),
                 p.uid().unwrap_or_default(),
             );
-            let status = p.status.clone().unwrap_or_default();
-            let spec = p.spec.clone().unwrap_or_default();
-            let owner = p
-                .owner_references()
-                .iter()
-                .find(|o| o.controller == Some(true))
-                .cloned()
-                .unwrap_or_default();
+            let status = p.status.as_ref();
+            let spec = p.spec.as_ref();
+            let owner = p.owner_references().iter().find(|o| o.controller == Some(true));
             out.sample(
                 "kube_pod_info",
                 &[
                     ("namespace", &ns),
                     ("pod", &name),
                     ("uid", &uid),
-                    ("host_ip", status.host_ip.as_deref().unwrap_or("")),
-                    ("pod_ip", status.pod_ip.as_deref().unwrap_or("")),
-                    ("node", spec.node_name.as_deref().unwrap_or("")),
-                    ("created_by_kind", &owner.kind),
-                    ("created_by_name", &owner.name),
+                    ("host_ip", status.and_then(|s| s.host_ip.as_deref()).unwrap_or("")),
+                    ("pod_ip", status.and_then(|s| s.pod_ip.as_deref()).unwrap_or("")),
+                    ("node", spec.and_then(|s| s.node_name.as_deref()).unwrap_or("")),
+                    ("created_by_kind", owner.map_or("", |o| o.kind.as_str())),
+                    ("created_by_name", owner.map_or("", |o| o.name.as_str())),
                     (
                         "priority_class",
-                        spec.priority_class_name.as_deref().unwrap_or(""),
+                        spec.and_then(|s| s.priority_class_name.as_deref()).unwrap_or(""),
                     ),
-                    ("host_network", bool_label(spec.host_network.unwrap_or(false))),
+                    (
+                        "host_network",
+                        bool_label(spec.and_then(|s| s.host_network).unwrap_or(false)),
+                    ),
                 ],
                 1.0,
             );
@@ -259,12 +297,12 @@ impl StateMetrics {
                 );
             }
         }
-        let statuses = |p: &Pod| {
+        fn statuses(p: &Pod) -> &[k8s_openapi::api::core::v1::ContainerStatus] {
             p.status
                 .as_ref()
-                .and_then(|s| s.container_statuses.clone())
-                .unwrap_or_default()
-        };
+                .and_then(|s| s.container_statuses.as_deref())
+                .unwrap_or(&[])
+        }
         out.family(
             "kube_pod_container_status_restarts",
             "counter",
@@ -372,17 +410,21 @@ impl StateMetrics {
                     p.name_any(),
                     p.uid().unwrap_or_default(),
                 );
-                let spec = p.spec.clone().unwrap_or_default();
-                let node = spec.node_name.clone().unwrap_or_default();
+                let Some(spec) = p.spec.as_ref() else {
+                    continue;
+                };
+                let node = spec.node_name.as_deref().unwrap_or("");
                 for c in &spec.containers {
-                    let resources = c.resources.clone().unwrap_or_default();
-                    let map = if limits {
-                        resources.limits
-                    } else {
-                        resources.requests
+                    let Some(resources) = c.resources.as_ref() else {
+                        continue;
                     };
-                    for (resource, quantity) in map.unwrap_or_default() {
-                        let Some((value, unit)) = resource_value(&resource, &quantity) else {
+                    let map = if limits {
+                        resources.limits.as_ref()
+                    } else {
+                        resources.requests.as_ref()
+                    };
+                    for (resource, quantity) in map.into_iter().flatten() {
+                        let Some((value, unit)) = resource_value(resource, quantity) else {
                             continue;
                         };
                         out.sample(
@@ -392,8 +434,8 @@ impl StateMetrics {
                                 ("pod", &name),
                                 ("uid", &uid),
                                 ("container", &c.name),
-                                ("node", &node),
-                                ("resource", &resource),
+                                ("node", node),
+                                ("resource", resource),
                                 ("unit", unit),
                             ],
                             value,
