@@ -26,7 +26,7 @@ pub enum Mode {
 }
 
 pub fn main(args: RunArgs, mode: Mode) -> std::process::ExitCode {
-    logging::init(args.log_format);
+    let _tracing = logging::init(args.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

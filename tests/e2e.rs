@@ -42,5 +42,7 @@ mod scheduling;
 mod services;
 #[path = "e2e/shipping.rs"]
 mod shipping;
+#[path = "e2e/tracing.rs"]
+mod tracing;
 #[path = "e2e/ui.rs"]
 mod ui;

@@ -157,7 +157,10 @@ async fn work(
         for _ in 0..MAX_RETRIES {
             attempted = tokio::select! {
                 _ = stop.cancelled() => return observer.stopped(probe_type),
-                a = runner.run(&spec.handler, params.timeout) => a,
+                a = tracing::Instrument::instrument(
+                    runner.run(&spec.handler, params.timeout),
+                    tracing::info_span!("probe", probe_type = ?probe_type),
+                ) => a,
             };
             if attempted.is_ok() {
                 break;

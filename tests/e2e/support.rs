@@ -33,9 +33,21 @@ impl Server {
         server
     }
 
+    /// Starts a server on a fresh data dir with extra arguments and environment variables.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("a temporary data dir");
+        let mut server = Self::start_in_env(dir.path(), extra, env);
+        server._dir = Some(dir);
+        server
+    }
+
     /// Starts a server on an existing data dir (which the caller keeps). `extra` may name an
     /// `--api-addr`; the default is a free port.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_in_env(data_dir, extra, &[])
+    }
+
+    fn start_in_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let api_addr: &[&str] = if extra.contains(&"--api-addr") {
             &[]
         } else {
@@ -47,6 +59,7 @@ impl Server {
             .args(api_addr)
             .args(["--metrics-addr", "127.0.0.1:0"])
             .args(extra)
+            .envs(env.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("GLASSHOUSE_TEST_LOG").unwrap_or_else(|_| "warn".into()),

@@ -185,10 +185,20 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
     let query = Query::parse(request.uri().query());
     let info = request_info(&target, request.method(), query.is_watch());
     let is_watch = query.is_watch();
+    // A span per request (exported when traces are on); watches are long-lived and get none.
+    let span = tracing::info_span!(
+        "api_request",
+        verb = info.verb,
+        group = info.group,
+        resource = info.resource,
+        subresource = info.subresource
+    );
     let result = if is_watch {
         dispatch(&state, target, request, query, info).await
     } else {
-        match tokio::time::timeout(REQUEST_TIMEOUT, dispatch(&state, target, request, query, info)).await {
+        let dispatched =
+            tracing::Instrument::instrument(dispatch(&state, target, request, query, info), span);
+        match tokio::time::timeout(REQUEST_TIMEOUT, dispatched).await {
             Ok(result) => result,
             Err(_) => Err(ApiError::Timeout(format!(
                 "the request did not complete within {}s",

@@ -205,7 +205,8 @@ where
         let (metrics, reconcile) = (metrics.clone(), reconcile.clone());
         Box::pin(async move {
             let started = std::time::Instant::now();
-            let result = reconcile(object, context).await;
+            let span = tracing::info_span!("reconcile", controller = name);
+            let result = tracing::Instrument::instrument(reconcile(object, context), span).await;
             let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
             ReconcileFinished {
                 controller: name,

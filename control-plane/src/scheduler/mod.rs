@@ -164,10 +164,11 @@ impl Scheduler {
                 continue;
             }
             let started = std::time::Instant::now();
-            let best = choose(&pod, &nodes, &used, &by_owner);
+            let span = tracing::info_span!("schedule", pod = %pod.name_any());
+            let best = span.in_scope(|| choose(&pod, &nodes, &used, &by_owner));
             match best {
                 Ok(name) => {
-                    let bound = self.bind(&pod, &name).await;
+                    let bound = tracing::Instrument::instrument(self.bind(&pod, &name), span).await;
                     let result = if bound { "scheduled" } else { "error" };
                     SchedulingAttempted {
                         result,

@@ -350,6 +350,7 @@ impl Indexer {
             return Ok(());
         }
         let started = Instant::now();
+        let _span = tracing::info_span!("log_commit").entered();
         let committed = self.commit_all();
         for ack in self.acks.drain(..) {
             let _ = ack.send(committed.as_ref().map(|_| ()).map_err(|e| e.to_string()));

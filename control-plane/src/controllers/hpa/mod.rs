@@ -159,8 +159,15 @@ pub async fn run(context: Arc<Context>, metrics: ControllerMetrics, shutdown: Ca
                     let started = std::time::Instant::now();
                     // A task of its own: a panic in one HPA's reconcile is that reconcile's failure.
                     let task_metrics = metrics.clone();
+                    let span = tracing::info_span!(
+                        "reconcile",
+                        controller = "horizontalpodautoscaler",
+                        hpa = %key(&hpa)
+                    );
                     let task = tokio::spawn(async move {
-                        tokio::time::timeout(RECONCILE_TIMEOUT, reconcile(&context, &hpa, &task_metrics))
+                        let reconciled =
+                            tracing::Instrument::instrument(reconcile(&context, &hpa, &task_metrics), span);
+                        tokio::time::timeout(RECONCILE_TIMEOUT, reconciled)
                             .await
                             .unwrap_or_else(|_| Err("reconcile timed out".into()))
                     });
