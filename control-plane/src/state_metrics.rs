@@ -89,6 +89,15 @@ impl Out {
     }
 }
 
+/// A pod's namespace, name and uid, the labels every pod series carries.
+fn pod_id(p: &Pod) -> (String, String, String) {
+    (
+        p.namespace().unwrap_or_default(),
+        p.name_any(),
+        p.uid().unwrap_or_default(),
+    )
+}
+
 /// A gauge of a namespaced object: its name, help, and value (none: no sample).
 type Gauge<T> = (&'static str, &'static str, fn(&T) -> Option<i64>);
 
@@ -203,11 +212,7 @@ impl StateMetrics {
         pods.sort_by_key(|p| (p.namespace(), p.name_any()));
         out.family("kube_pod_info", "gauge", "Information about pod.");
         for p in &pods {
-            let (ns, name, uid) = (
-                p.namespace().unwrap_or_default(),
-                p.name_any(),
-                p.uid().unwrap_or_default(),
-            );
+            let (ns, name, uid) = pod_id(p);
             let status = p.status.as_ref();
             let spec = p.spec.as_ref();
             let owner = p.owner_references().iter().find(|o| o.controller == Some(true));
@@ -236,11 +241,7 @@ impl StateMetrics {
         }
         out.family("kube_pod_status_phase", "gauge", "The pods current phase.");
         for p in &pods {
-            let (ns, name, uid) = (
-                p.namespace().unwrap_or_default(),
-                p.name_any(),
-                p.uid().unwrap_or_default(),
-            );
+            let (ns, name, uid) = pod_id(p);
             let phase = p
                 .status
                 .as_ref()
@@ -266,11 +267,7 @@ impl StateMetrics {
             "Describes whether the pod is ready to serve requests.",
         );
         for p in &pods {
-            let (ns, name, uid) = (
-                p.namespace().unwrap_or_default(),
-                p.name_any(),
-                p.uid().unwrap_or_default(),
-            );
+            let (ns, name, uid) = pod_id(p);
             let Some(ready) = p
                 .status
                 .as_ref()
@@ -309,11 +306,7 @@ impl StateMetrics {
             "The number of container restarts per container.",
         );
         for p in &pods {
-            let (ns, name, uid) = (
-                p.namespace().unwrap_or_default(),
-                p.name_any(),
-                p.uid().unwrap_or_default(),
-            );
+            let (ns, name, uid) = pod_id(p);
             for c in statuses(p) {
                 out.sample(
                     "kube_pod_container_status_restarts_total",
@@ -327,67 +320,37 @@ impl StateMetrics {
                 );
             }
         }
-        out.family(
-            "kube_pod_container_status_waiting_reason",
-            "gauge",
-            "Describes the reason the container is currently in waiting state.",
-        );
-        for p in &pods {
-            let (ns, name, uid) = (
-                p.namespace().unwrap_or_default(),
-                p.name_any(),
-                p.uid().unwrap_or_default(),
-            );
-            for c in statuses(p) {
-                if let Some(reason) = c
-                    .state
-                    .as_ref()
-                    .and_then(|s| s.waiting.as_ref())
-                    .and_then(|w| w.reason.clone())
-                {
-                    out.sample(
-                        "kube_pod_container_status_waiting_reason",
-                        &[
-                            ("namespace", &ns),
-                            ("pod", &name),
-                            ("uid", &uid),
-                            ("container", &c.name),
-                            ("reason", &reason),
-                        ],
-                        1.0,
-                    );
-                }
-            }
-        }
-        out.family(
-            "kube_pod_container_status_terminated_reason",
-            "gauge",
-            "Describes the reason the container is currently in terminated state.",
-        );
-        for p in &pods {
-            let (ns, name, uid) = (
-                p.namespace().unwrap_or_default(),
-                p.name_any(),
-                p.uid().unwrap_or_default(),
-            );
-            for c in statuses(p) {
-                if let Some(reason) = c
-                    .state
-                    .as_ref()
-                    .and_then(|s| s.terminated.as_ref())
-                    .and_then(|t| t.reason.clone())
-                {
-                    out.sample(
-                        "kube_pod_container_status_terminated_reason",
-                        &[
-                            ("namespace", &ns),
-                            ("pod", &name),
-                            ("uid", &uid),
-                            ("container", &c.name),
-                            ("reason", &reason),
-                        ],
-                        1.0,
-                    );
+        type Reason = fn(&k8s_openapi::api::core::v1::ContainerState) -> Option<&str>;
+        let reasons: [(&str, &str, Reason); 2] = [
+            (
+                "kube_pod_container_status_waiting_reason",
+                "Describes the reason the container is currently in waiting state.",
+                |s| s.waiting.as_ref().and_then(|w| w.reason.as_deref()),
+            ),
+            (
+                "kube_pod_container_status_terminated_reason",
+                "Describes the reason the container is currently in terminated state.",
+                |s| s.terminated.as_ref().and_then(|t| t.reason.as_deref()),
+            ),
+        ];
+        for (family, help, reason_of) in reasons {
+            out.family(family, "gauge", help);
+            for p in &pods {
+                let (ns, name, uid) = pod_id(p);
+                for c in statuses(p) {
+                    if let Some(reason) = c.state.as_ref().and_then(reason_of) {
+                        out.sample(
+                            family,
+                            &[
+                                ("namespace", &ns),
+                                ("pod", &name),
+                                ("uid", &uid),
+                                ("container", &c.name),
+                                ("reason", reason),
+                            ],
+                            1.0,
+                        );
+                    }
                 }
             }
         }
@@ -405,11 +368,7 @@ impl StateMetrics {
         ] {
             out.family(family, "gauge", help);
             for p in &pods {
-                let (ns, name, uid) = (
-                    p.namespace().unwrap_or_default(),
-                    p.name_any(),
-                    p.uid().unwrap_or_default(),
-                );
+                let (ns, name, uid) = pod_id(p);
                 let Some(spec) = p.spec.as_ref() else {
                     continue;
                 };

@@ -461,6 +461,31 @@ struct MetricOutcome {
     decision: MetricDecision,
 }
 
+impl MetricOutcome {
+    /// A proposal of `replicas` from the metric `description`, its value against the target, and the
+    /// pods it counted (per-pod metrics).
+    fn new(
+        replicas: i32,
+        description: String,
+        value: String,
+        pods: Option<replicas::PodGroups>,
+        status: MetricStatus,
+    ) -> Self {
+        MetricOutcome {
+            replicas,
+            decision: MetricDecision {
+                metric: description.clone(),
+                replicas: Some(replicas),
+                error: None,
+                value,
+                pods,
+            },
+            description,
+            status,
+        }
+    }
+}
+
 /// One metric's failure: the error (prefixed as upstream prefixes it per source type), the condition
 /// it sets if it decides the reconcile, and the event recorded right away.
 struct MetricFailure {
@@ -669,18 +694,13 @@ impl Inputs<'_> {
                         ..Default::default()
                     },
                 };
-                Ok(MetricOutcome {
-                    replicas: proposal.replicas,
-                    decision: MetricDecision {
-                        metric: description.clone(),
-                        replicas: Some(proposal.replicas),
-                        error: None,
-                        value,
-                        pods: Some(proposal.pods),
-                    },
+                Ok(MetricOutcome::new(
+                    proposal.replicas,
                     description,
+                    value,
+                    Some(proposal.pods),
                     status,
-                })
+                ))
             }
             "Pods" => {
                 let Some(source) = &spec.pods else {
@@ -728,32 +748,29 @@ impl Inputs<'_> {
                     &self.settings,
                 )
                 .map_err(&fail)?;
-                Ok(MetricOutcome {
-                    replicas: proposal.replicas,
-                    status: MetricStatus {
-                        type_: "Pods".into(),
-                        pods: Some(PodsMetricStatus {
-                            metric: source.metric.clone(),
-                            current: MetricValueStatus {
-                                average_value: Some(milli_quantity(proposal.average_milli)),
-                                ..Default::default()
-                            },
-                        }),
-                        ..Default::default()
-                    },
-                    decision: MetricDecision {
-                        metric: description.clone(),
-                        replicas: Some(proposal.replicas),
-                        error: None,
-                        value: format!(
-                            "{}/{}",
-                            format_milli(proposal.average_milli),
-                            format_milli(target)
-                        ),
-                        pods: Some(proposal.pods),
-                    },
+                let value = format!(
+                    "{}/{}",
+                    format_milli(proposal.average_milli),
+                    format_milli(target)
+                );
+                let status = MetricStatus {
+                    type_: "Pods".into(),
+                    pods: Some(PodsMetricStatus {
+                        metric: source.metric.clone(),
+                        current: MetricValueStatus {
+                            average_value: Some(milli_quantity(proposal.average_milli)),
+                            ..Default::default()
+                        },
+                    }),
+                    ..Default::default()
+                };
+                Ok(MetricOutcome::new(
+                    proposal.replicas,
                     description,
-                })
+                    value,
+                    Some(proposal.pods),
+                    status,
+                ))
             }
             "Object" | "External" => self
                 .single_value(spec)
@@ -920,18 +937,7 @@ impl Inputs<'_> {
                 ..Default::default()
             },
         };
-        Ok(MetricOutcome {
-            replicas,
-            decision: MetricDecision {
-                metric: description.clone(),
-                replicas: Some(replicas),
-                error: None,
-                value,
-                pods: None,
-            },
-            description,
-            status,
-        })
+        Ok(MetricOutcome::new(replicas, description, value, None, status))
     }
 }
 
