@@ -3,17 +3,26 @@
 
 use std::time::Duration;
 
-use super::{Outcome, connect, join_host_port};
+use super::{Dial, Outcome, connected, dial, join_host_port, resolve};
 
 pub async fn probe(host: &str, port: u16, timeout: Duration) -> (Outcome, String) {
-    let addr = join_host_port(host, port);
-    match tokio::time::timeout(timeout, connect(host, port)).await {
-        Ok(Ok(stream)) => {
-            drop(stream);
-            (Outcome::Success, String::new())
+    let attempt = async {
+        match dial(resolve(host, port).await?)? {
+            // Dropped at once: closed with a reset.
+            Dial::Open(_) => Ok(()),
+            Dial::Connecting(socket) => connected(socket).await.map(drop),
         }
-        Ok(Err(e)) => (Outcome::Failure, format!("dial tcp {addr}: {}", dial_error(&e))),
-        Err(_) => (Outcome::Failure, format!("dial tcp {addr}: i/o timeout")),
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(())) => (Outcome::Success, String::new()),
+        Ok(Err(e)) => (
+            Outcome::Failure,
+            format!("dial tcp {}: {}", join_host_port(host, port), dial_error(&e)),
+        ),
+        Err(_) => (
+            Outcome::Failure,
+            format!("dial tcp {}: i/o timeout", join_host_port(host, port)),
+        ),
     }
 }
 
@@ -49,5 +58,30 @@ mod tests {
             output,
             format!("dial tcp 127.0.0.1:{port}: connect: connection refused")
         );
+    }
+
+    #[tokio::test]
+    async fn a_handshake_that_never_completes_times_out() {
+        // A listener that never accepts, its queue full: further SYNs go unanswered.
+        let listener = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        listener
+            .bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into())
+            .unwrap();
+        listener.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        let mut queued = Vec::new();
+        let output = loop {
+            assert!(queued.len() < 8, "the accept queue never filled");
+            match dial(addr).unwrap() {
+                Dial::Open(socket) => queued.push(socket),
+                Dial::Connecting(socket) => {
+                    queued.push(socket);
+                    let (outcome, output) = probe("127.0.0.1", addr.port(), Duration::from_millis(300)).await;
+                    assert_eq!(outcome, Outcome::Failure);
+                    break output;
+                }
+            }
+        };
+        assert_eq!(output, format!("dial tcp {addr}: i/o timeout"));
     }
 }
