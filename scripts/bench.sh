@@ -43,3 +43,6 @@ cargo bench -p metrics-server --bench memory
 echo
 echo "## scrape cost: 100,000 series through prometheus-client and the text conversion, /metrics/state for 200 and 6,000 pods"
 cargo bench -p control-plane --bench exposition
+echo
+echo "## scrape cost of every endpoint of glasshouse up with 200 pods"
+cargo bench --bench scrape

@@ -356,18 +356,20 @@ fn collector_router(collector: collector::Collector) -> Router {
         .route(
             "/metrics/resource",
             get(move |headers: HeaderMap| async move {
-                control_plane::exposition::text_response(
-                    collector::expose::resource(&resource.snapshot()),
-                    accept(&headers),
+                let openmetrics = control_plane::exposition::wants_openmetrics(accept(&headers));
+                control_plane::exposition::encoded(
+                    collector::expose::resource(&resource.snapshot(), openmetrics),
+                    openmetrics,
                 )
             }),
         )
         .route(
             "/metrics/cadvisor",
             get(move |headers: HeaderMap| async move {
-                control_plane::exposition::text_response(
-                    collector::expose::cadvisor(&cadvisor.snapshot()),
-                    accept(&headers),
+                let openmetrics = control_plane::exposition::wants_openmetrics(accept(&headers));
+                control_plane::exposition::encoded(
+                    collector::expose::cadvisor(&cadvisor.snapshot(), openmetrics),
+                    openmetrics,
                 )
             }),
         )

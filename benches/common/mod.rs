@@ -11,6 +11,8 @@ use std::time::Duration;
 pub struct Server {
     pub child: Child,
     pub api: String,
+    /// The metrics address's `/metrics` URL.
+    pub metrics: String,
     pub token: String,
     pub ca: String,
     _dir: Option<tempfile::TempDir>,
@@ -43,11 +45,14 @@ pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
         .spawn()
         .expect("glasshouse starts");
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut api = None;
+    let (mut api, mut metrics) = (None, None);
     for line in stdout.by_ref() {
         let line = line.unwrap();
         if let Some(url) = line.strip_prefix("api: ") {
             api = Some(url.to_string());
+        }
+        if let Some(url) = line.strip_prefix("metrics: ") {
+            metrics = Some(url.to_string());
         }
         if line.starts_with("kubeconfig: ") {
             break;
@@ -63,6 +68,7 @@ pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
     Server {
         child,
         api: api.expect("the api line"),
+        metrics: metrics.expect("the metrics line"),
         token,
         ca,
         _dir: None,

@@ -65,7 +65,8 @@ pub struct Snapshot {
 /// The collector: samples in the background, serves the last snapshot.
 #[derive(Clone)]
 pub struct Collector {
-    last: Arc<RwLock<Snapshot>>,
+    /// Replaced whole each tick; readers share it without copying.
+    last: Arc<RwLock<Arc<Snapshot>>>,
     proc_root: PathBuf,
     /// Per container id: the slow-changing detail and the tick it was read at.
     details: Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, sample::Detail)>>>,
@@ -100,8 +101,8 @@ impl Collector {
     }
 
     /// The last snapshot taken.
-    pub fn snapshot(&self) -> Snapshot {
-        self.last.read().unwrap_or_else(|e| e.into_inner()).clone()
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.last.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Takes one snapshot now.
@@ -142,7 +143,7 @@ impl Collector {
             node: sample::node(&self.proc_root),
             containers,
         };
-        *self.last.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+        *self.last.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
         if let Some(h) = &self.metrics.sample_duration {
             h.observe(started.elapsed().as_secs_f64());
         }

@@ -4,8 +4,6 @@
 //! from it: counters are named by their `_total` series, `_created` series and exemplars are dropped,
 //! `info` and `stateset` families become gauges, `unknown` becomes `untyped`, and there is no `# EOF`.
 
-use std::collections::HashMap;
-
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::registry::Registry;
@@ -37,115 +35,93 @@ pub fn encoded(body: String, openmetrics: bool) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-/// OpenMetrics text as the Prometheus text format 0.0.4.
+/// OpenMetrics text as the Prometheus text format 0.0.4, in one pass: a family's metadata comes before
+/// its samples, and `# HELP` before `# TYPE`, so the HELP line waits for the type that names it.
 pub fn to_text_format(openmetrics: &str) -> String {
-    let types: HashMap<&str, &str> = openmetrics
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split_once(' '))
-        .collect();
-    let mut out = String::with_capacity(openmetrics.len());
-    for line in openmetrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
+    // Counter families' HELP and TYPE lines grow by `_total`; everything else stays or shrinks.
+    let mut out = String::with_capacity(openmetrics.len() + openmetrics.len() / 32);
+    let mut help: Option<(&str, &str)> = None;
+    let mut family = "";
+    let mut kind = "";
+    for line in openmetrics.split_terminator('\n') {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, declared) = rest.split_once(' ').unwrap_or((rest, ""));
+            (family, kind) = (name, declared);
+            let (suffix, written) = match declared {
+                "counter" => ("_total", "counter"),
+                "info" => ("_info", "gauge"),
+                "stateset" => ("", "gauge"),
+                "unknown" => ("", "untyped"),
+                "gaugehistogram" => ("", "histogram"),
+                other => ("", other),
+            };
+            if let Some((help_name, text)) = help.take() {
+                let suffix = if help_name == name { suffix } else { "" };
+                push_metadata(&mut out, "# HELP ", help_name, suffix, text);
+            }
+            push_metadata(&mut out, "# TYPE ", name, suffix, written);
             continue;
         }
-        for keyword in ["# HELP ", "# TYPE "] {
-            if let Some(rest) = line.strip_prefix(keyword) {
-                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-                let (name, tail) = match (types.get(name).copied(), keyword) {
-                    (Some("counter"), _) => (format!("{name}_total"), tail),
-                    (Some("info"), "# TYPE ") => (format!("{name}_info"), "gauge"),
-                    (Some("info"), _) => (format!("{name}_info"), tail),
-                    (Some("stateset"), "# TYPE ") => (name.to_string(), "gauge"),
-                    (Some("unknown"), "# TYPE ") => (name.to_string(), "untyped"),
-                    (Some("gaugehistogram"), "# TYPE ") => (name.to_string(), "histogram"),
-                    _ => (name.to_string(), tail),
-                };
-                out.push_str(keyword);
-                out.push_str(&name);
-                out.push(' ');
-                out.push_str(tail);
-                out.push('\n');
-            }
+        if let Some((name, text)) = help.take() {
+            push_metadata(&mut out, "# HELP ", name, "", text);
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest.split_once(' ').unwrap_or((rest, "")));
+            continue;
         }
         if line.starts_with('#') {
+            // `# UNIT`, `# EOF`: the text format has neither.
             continue;
         }
-        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-        let name = &line[..name_end];
-        if let Some(family) = name.strip_suffix("_created")
-            && types.get(family) == Some(&"counter")
+        if kind == "counter"
+            && line
+                .strip_prefix(family)
+                .and_then(|rest| rest.strip_prefix("_created"))
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
         {
             continue;
         }
-        out.push_str(line.split(" # ").next().unwrap_or(line));
+        out.push_str(without_exemplar(line));
         out.push('\n');
     }
+    if let Some((name, text)) = help {
+        push_metadata(&mut out, "# HELP ", name, "", text);
+    }
     out
 }
 
-/// Prometheus text (0.0.4) as OpenMetrics: counter families named without `_total`, timestamps in
-/// seconds, `# EOF` at the end (for the collector's hand-written endpoints).
-pub fn to_openmetrics(text: &str) -> String {
-    let counters: std::collections::HashSet<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.strip_suffix(" counter"))
-        .collect();
-    let mut out = String::with_capacity(text.len() + 8);
-    for line in text.lines() {
-        if let Some(rest) = line
-            .strip_prefix("# HELP ")
-            .or_else(|| line.strip_prefix("# TYPE "))
-        {
-            let keyword = &line[..7];
-            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-            let name = match counters.contains(name) {
-                true => name.strip_suffix("_total").unwrap_or(name),
-                false => name,
-            };
-            let tail = if keyword == "# TYPE " && tail == "untyped" {
-                "unknown"
-            } else {
-                tail
-            };
-            out.push_str(&format!("{keyword}{name} {tail}\n"));
-            continue;
-        }
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        // `name{labels} value [timestamp in ms]`: value and timestamp follow the labels (or the name).
-        let (head, rest) = match line.rfind('}') {
-            Some(i) => line.split_at(i + 1),
-            None => line.split_once(' ').unwrap_or((line, "")),
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        match fields.as_slice() {
-            [value, ms] if ms.parse::<i64>().is_ok() => {
-                let ms: i64 = ms.parse().unwrap_or_default();
-                out.push_str(&format!(
-                    "{head} {value} {}.{:03}\n",
-                    ms.div_euclid(1000),
-                    ms.rem_euclid(1000)
-                ));
+fn push_metadata(out: &mut String, keyword: &str, name: &str, suffix: &str, tail: &str) {
+    out.push_str(keyword);
+    out.push_str(name);
+    out.push_str(suffix);
+    out.push(' ');
+    out.push_str(tail);
+    out.push('\n');
+}
+
+/// A sample line up to its exemplar (` # {labels} value`), which the text format does not have. Label
+/// values may hold `#` too, so the search starts after the label set.
+fn without_exemplar(line: &str) -> &str {
+    if !line.contains('#') {
+        return line;
+    }
+    let bytes = line.as_bytes();
+    let mut at = line.find(['{', ' ']).unwrap_or(line.len());
+    if bytes.get(at) == Some(&b'{') {
+        let mut quoted = false;
+        while at < bytes.len() {
+            match bytes[at] {
+                b'\\' if quoted => at += 1,
+                b'"' => quoted = !quoted,
+                b'}' if !quoted => break,
+                _ => {}
             }
-            _ => {
-                out.push_str(line);
-                out.push('\n');
-            }
+            at += 1;
         }
     }
-    out.push_str("# EOF\n");
-    out
-}
-
-/// Hand-written Prometheus text, answered as asked.
-pub fn text_response(text: String, accept: Option<&str>) -> Response {
-    if wants_openmetrics(accept) {
-        encoded(to_openmetrics(&text), true)
-    } else {
-        encoded(text, false)
+    match line[at.min(line.len())..].find(" # ") {
+        Some(i) => &line[..at + i],
+        None => line,
     }
 }
 
@@ -209,28 +185,26 @@ mod tests {
     }
 
     #[test]
-    fn the_text_format_becomes_openmetrics() {
-        let text = "# HELP container_cpu_usage_seconds_total Cumulative cpu time consumed by the container in core-seconds\n\
-            # TYPE container_cpu_usage_seconds_total counter\n\
-            container_cpu_usage_seconds_total{container=\"web\",pod=\"p\"} 1.5 1800000000123\n\
-            # HELP node_memory_working_set_bytes Current working set of the node in bytes\n\
-            # TYPE node_memory_working_set_bytes gauge\n\
-            node_memory_working_set_bytes 4096 1800000000123\n\
-            scrape_error 0\n";
-        let om = to_openmetrics(text);
-        assert!(
-            om.contains("# TYPE container_cpu_usage_seconds counter\n"),
-            "{om}"
+    fn exemplars_and_created_series_are_dropped_but_label_values_kept() {
+        let om = "# HELP jobs Jobs run.\n\
+            # TYPE jobs counter\n\
+            jobs_total{queue=\"a # b\",note=\"x\\\"}\"} 3 # {trace_id=\"1\"} 1.0\n\
+            jobs_created{queue=\"a # b\"} 1700000000.0\n\
+            jobs_created_by_hand_total 2\n\
+            # HELP size Size.\n\
+            # TYPE size gauge\n\
+            # UNIT size bytes\n\
+            size{path=\"/x # y\"} 1\n\
+            # EOF\n";
+        assert_eq!(
+            to_text_format(om),
+            "# HELP jobs_total Jobs run.\n\
+             # TYPE jobs_total counter\n\
+             jobs_total{queue=\"a # b\",note=\"x\\\"}\"} 3\n\
+             jobs_created_by_hand_total 2\n\
+             # HELP size Size.\n\
+             # TYPE size gauge\n\
+             size{path=\"/x # y\"} 1\n"
         );
-        assert!(om.contains("} 1.5 1800000000.123\n"), "{om}");
-        assert!(
-            om.contains("node_memory_working_set_bytes 4096 1800000000.123\n"),
-            "{om}"
-        );
-        assert!(om.ends_with("scrape_error 0\n# EOF\n"), "{om}");
-        // The collector's own OpenMetrics parser takes it, types and timestamps included.
-        let samples = collector::exposition::parse(&om, true).unwrap();
-        assert_eq!(samples[0].kind, collector::exposition::MetricType::Counter);
-        assert_eq!(samples[0].timestamp_ms, Some(1800000000123));
     }
 }

@@ -80,8 +80,12 @@ impl Out {
             }
             self.text.push('}');
         }
-        // Integral values (nearly all) without float formatting.
-        if value.fract() == 0.0 && value.abs() < 1e15 {
+        // Integral values (nearly all, most of them 0 or 1) without float formatting.
+        if value == 0.0 {
+            self.text.push_str(" 0\n");
+        } else if value == 1.0 {
+            self.text.push_str(" 1\n");
+        } else if value.fract() == 0.0 && value.abs() < 1e15 {
             let _ = writeln!(self.text, " {}", value as i64);
         } else {
             let _ = writeln!(self.text, " {value}");
@@ -90,12 +94,24 @@ impl Out {
 }
 
 /// A pod's namespace, name and uid, the labels every pod series carries.
-fn pod_id(p: &Pod) -> (String, String, String) {
+fn pod_id(p: &Pod) -> (&str, &str, &str) {
+    let (ns, name) = namespaced_name(p);
+    (ns, name, p.metadata.uid.as_deref().unwrap_or(""))
+}
+
+/// An object's namespace and name, borrowed.
+fn namespaced_name<T: kube::Resource>(object: &T) -> (&str, &str) {
+    let meta = object.meta();
     (
-        p.namespace().unwrap_or_default(),
-        p.name_any(),
-        p.uid().unwrap_or_default(),
+        meta.namespace.as_deref().unwrap_or(""),
+        meta.name.as_deref().unwrap_or(""),
     )
+}
+
+/// Objects in namespace and name order, compared without copying their names.
+fn sorted<T: kube::Resource>(mut objects: Vec<std::sync::Arc<T>>) -> Vec<std::sync::Arc<T>> {
+    objects.sort_unstable_by(|a, b| namespaced_name(a.as_ref()).cmp(&namespaced_name(b.as_ref())));
+    objects
 }
 
 /// A gauge of a namespaced object: its name, help, and value (none: no sample).
@@ -113,8 +129,8 @@ impl Out {
             self.family(family, "gauge", help);
             for object in objects {
                 if let Some(v) = value(object) {
-                    let (ns, name) = (object.namespace().unwrap_or_default(), object.name_any());
-                    self.sample(family, &[("namespace", &ns), (label, &name)], v as f64);
+                    let (ns, name) = namespaced_name(object.as_ref());
+                    self.sample(family, &[("namespace", ns), (label, name)], v as f64);
                 }
             }
         }
@@ -208,8 +224,7 @@ impl StateMetrics {
     }
 
     fn pods(&self, out: &mut Out) {
-        let mut pods = self.pods.state();
-        pods.sort_by_key(|p| (p.namespace(), p.name_any()));
+        let pods = sorted(self.pods.state());
         out.family("kube_pod_info", "gauge", "Information about pod.");
         for p in &pods {
             let (ns, name, uid) = pod_id(p);
@@ -219,9 +234,9 @@ impl StateMetrics {
             out.sample(
                 "kube_pod_info",
                 &[
-                    ("namespace", &ns),
-                    ("pod", &name),
-                    ("uid", &uid),
+                    ("namespace", ns),
+                    ("pod", name),
+                    ("uid", uid),
                     ("host_ip", status.and_then(|s| s.host_ip.as_deref()).unwrap_or("")),
                     ("pod_ip", status.and_then(|s| s.pod_ip.as_deref()).unwrap_or("")),
                     ("node", spec.and_then(|s| s.node_name.as_deref()).unwrap_or("")),
@@ -252,9 +267,9 @@ impl StateMetrics {
                 out.sample(
                     "kube_pod_status_phase",
                     &[
-                        ("namespace", &ns),
-                        ("pod", &name),
-                        ("uid", &uid),
+                        ("namespace", ns),
+                        ("pod", name),
+                        ("uid", uid),
                         ("phase", candidate),
                     ],
                     value,
@@ -285,9 +300,9 @@ impl StateMetrics {
                 out.sample(
                     "kube_pod_status_ready",
                     &[
-                        ("namespace", &ns),
-                        ("pod", &name),
-                        ("uid", &uid),
+                        ("namespace", ns),
+                        ("pod", name),
+                        ("uid", uid),
                         ("condition", candidate),
                     ],
                     value,
@@ -311,9 +326,9 @@ impl StateMetrics {
                 out.sample(
                     "kube_pod_container_status_restarts_total",
                     &[
-                        ("namespace", &ns),
-                        ("pod", &name),
-                        ("uid", &uid),
+                        ("namespace", ns),
+                        ("pod", name),
+                        ("uid", uid),
                         ("container", &c.name),
                     ],
                     f64::from(c.restart_count),
@@ -342,9 +357,9 @@ impl StateMetrics {
                         out.sample(
                             family,
                             &[
-                                ("namespace", &ns),
-                                ("pod", &name),
-                                ("uid", &uid),
+                                ("namespace", ns),
+                                ("pod", name),
+                                ("uid", uid),
                                 ("container", &c.name),
                                 ("reason", reason),
                             ],
@@ -389,9 +404,9 @@ impl StateMetrics {
                         out.sample(
                             family,
                             &[
-                                ("namespace", &ns),
-                                ("pod", &name),
-                                ("uid", &uid),
+                                ("namespace", ns),
+                                ("pod", name),
+                                ("uid", uid),
                                 ("container", &c.name),
                                 ("node", node),
                                 ("resource", resource),
@@ -406,8 +421,7 @@ impl StateMetrics {
     }
 
     fn workloads(&self, out: &mut Out) {
-        let mut deployments = self.deployments.state();
-        deployments.sort_by_key(|d| (d.namespace(), d.name_any()));
+        let deployments = sorted(self.deployments.state());
         let deployment_families: [Gauge<Deployment>; 5] = [
             (
                 "kube_deployment_spec_replicas",
@@ -444,8 +458,7 @@ impl StateMetrics {
             ),
         ];
         out.object_gauges(&deployments, "deployment", &deployment_families);
-        let mut replicasets = self.replicasets.state();
-        replicasets.sort_by_key(|r| (r.namespace(), r.name_any()));
+        let replicasets = sorted(self.replicasets.state());
         let replicaset_families: [Gauge<ReplicaSet>; 3] = [
             (
                 "kube_replicaset_spec_replicas",
@@ -474,13 +487,13 @@ impl StateMetrics {
             "Information about the ReplicaSet's owner.",
         );
         for r in &replicasets {
-            let (ns, name) = (r.namespace().unwrap_or_default(), r.name_any());
+            let (ns, name) = namespaced_name(r.as_ref());
             for o in r.owner_references() {
                 out.sample(
                     "kube_replicaset_owner",
                     &[
-                        ("namespace", &ns),
-                        ("replicaset", &name),
+                        ("namespace", ns),
+                        ("replicaset", name),
                         ("owner_kind", &o.kind),
                         ("owner_name", &o.name),
                         ("owner_is_controller", bool_label(o.controller == Some(true))),
@@ -492,8 +505,7 @@ impl StateMetrics {
     }
 
     fn hpas(&self, out: &mut Out) {
-        let mut hpas = self.hpas.state();
-        hpas.sort_by_key(|h| (h.namespace(), h.name_any()));
+        let hpas = sorted(self.hpas.state());
         let families: [Gauge<HorizontalPodAutoscaler>; 4] = [
             (
                 "kube_horizontalpodautoscaler_spec_min_replicas",
@@ -527,7 +539,7 @@ impl StateMetrics {
             "The metric specifications used by this autoscaler when calculating the desired replica count.",
         );
         for h in &hpas {
-            let (ns, name) = (h.namespace().unwrap_or_default(), h.name_any());
+            let (ns, name) = namespaced_name(h.as_ref());
             for metric in h
                 .spec
                 .as_ref()
@@ -556,8 +568,8 @@ impl StateMetrics {
                         out.sample(
                             "kube_horizontalpodautoscaler_spec_target_metric",
                             &[
-                                ("namespace", &ns),
-                                ("horizontalpodautoscaler", &name),
+                                ("namespace", ns),
+                                ("horizontalpodautoscaler", name),
                                 ("metric_name", &metric_name),
                                 ("metric_target_type", kind),
                             ],
@@ -578,7 +590,7 @@ impl StateMetrics {
             "The current metric status used by this autoscaler when calculating the desired replica count.",
         );
         for h in hpas {
-            let (ns, name) = (h.namespace().unwrap_or_default(), h.name_any());
+            let (ns, name) = namespaced_name(h.as_ref());
             for metric in h
                 .status
                 .as_ref()
@@ -606,8 +618,8 @@ impl StateMetrics {
                         out.sample(
                             "kube_horizontalpodautoscaler_status_target_metric",
                             &[
-                                ("namespace", &ns),
-                                ("horizontalpodautoscaler", &name),
+                                ("namespace", ns),
+                                ("horizontalpodautoscaler", name),
                                 ("metric_name", &metric_name),
                                 ("metric_target_type", kind),
                             ],
@@ -714,22 +726,18 @@ impl StateMetrics {
     }
 
     fn services(&self, out: &mut Out) {
-        let mut services = self.services.state();
-        services.sort_by_key(|s| (s.namespace(), s.name_any()));
+        let services = sorted(self.services.state());
         out.family("kube_service_info", "gauge", "Information about service.");
         for s in &services {
-            let (ns, name, uid) = (
-                s.namespace().unwrap_or_default(),
-                s.name_any(),
-                s.uid().unwrap_or_default(),
-            );
+            let (ns, name) = namespaced_name(s.as_ref());
+            let uid = s.metadata.uid.as_deref().unwrap_or("");
             let spec = s.spec.clone().unwrap_or_default();
             out.sample(
                 "kube_service_info",
                 &[
-                    ("namespace", &ns),
-                    ("service", &name),
-                    ("uid", &uid),
+                    ("namespace", ns),
+                    ("service", name),
+                    ("uid", uid),
                     ("cluster_ip", spec.cluster_ip.as_deref().unwrap_or("")),
                     ("external_name", spec.external_name.as_deref().unwrap_or("")),
                     ("load_balancer_ip", spec.load_balancer_ip.as_deref().unwrap_or("")),
@@ -737,15 +745,14 @@ impl StateMetrics {
                 1.0,
             );
         }
-        let mut endpoints = self.endpoints.state();
-        endpoints.sort_by_key(|e| (e.namespace(), e.name_any()));
+        let endpoints = sorted(self.endpoints.state());
         out.family(
             "kube_endpoint_address",
             "gauge",
             "Information about Endpoint available and non available addresses.",
         );
         for e in &endpoints {
-            let (ns, name) = (e.namespace().unwrap_or_default(), e.name_any());
+            let (ns, name) = namespaced_name(e.as_ref());
             let mut addresses: BTreeMap<String, bool> = BTreeMap::new();
             for subset in e.subsets.iter().flatten() {
                 for a in subset.addresses.iter().flatten() {
@@ -759,8 +766,8 @@ impl StateMetrics {
                 out.sample(
                     "kube_endpoint_address",
                     &[
-                        ("namespace", &ns),
-                        ("endpoint", &name),
+                        ("namespace", ns),
+                        ("endpoint", name),
                         ("ip", &ip),
                         ("ready", bool_label(ready)),
                     ],
