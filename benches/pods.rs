@@ -94,15 +94,7 @@ async fn main() {
     let pods_url = format!("{}/api/v1/namespaces/default/pods", server.api);
     // The node must be there before the clock starts.
     loop {
-        let nodes: Value = http
-            .get(format!("{}/api/v1/nodes", server.api))
-            .header("Authorization", &bearer)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let nodes = server.get_json(&http, "/api/v1/nodes").await;
         if nodes["items"].as_array().is_some_and(|i| !i.is_empty()) {
             break;
         }
@@ -122,17 +114,9 @@ async fn main() {
                 "spec": {"containers": [{"name": "sleep", "image": "busybox", "command": ["sleep", "100000"]}]}}}
     });
     let started = Instant::now();
-    http.post(format!(
-        "{}/apis/apps/v1/namespaces/default/deployments",
-        server.api
-    ))
-    .header("Authorization", &bearer)
-    .json(&deployment)
-    .send()
-    .await
-    .unwrap()
-    .error_for_status()
-    .unwrap();
+    server
+        .create(&http, "/apis/apps/v1/namespaces/default/deployments", &deployment)
+        .await;
     let mut first_seen: HashMap<String, Instant> = HashMap::new();
     let mut latencies: Vec<f64> = Vec::new();
     let mut done: std::collections::HashSet<String> = Default::default();

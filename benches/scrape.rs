@@ -15,7 +15,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const PODS: usize = 200;
 const SCRAPES: usize = 20;
@@ -85,7 +85,6 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let server = common::start_in(dir.path(), &["--max-pods", "250"]);
     let http = server.http(4);
-    let bearer = format!("Bearer {}", server.token);
     let deployment = json!({
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "scrape"},
         "spec": {"replicas": PODS, "selector": {"matchLabels": {"app": "scrape"}},
@@ -97,31 +96,17 @@ async fn main() {
                     "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 10}
                 }]}}}
     });
-    http.post(format!(
-        "{}/apis/apps/v1/namespaces/default/deployments",
-        server.api
-    ))
-    .header("Authorization", &bearer)
-    .json(&deployment)
-    .send()
-    .await
-    .unwrap()
-    .error_for_status()
-    .unwrap();
+    server
+        .create(&http, "/apis/apps/v1/namespaces/default/deployments", &deployment)
+        .await;
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let pods: Value = http
-            .get(format!(
-                "{}/api/v1/namespaces/default/pods?labelSelector=app%3Dscrape",
-                server.api
-            ))
-            .header("Authorization", &bearer)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let pods = server
+            .get_json(
+                &http,
+                "/api/v1/namespaces/default/pods?labelSelector=app%3Dscrape",
+            )
+            .await;
         let ready = pods["items"]
             .as_array()
             .into_iter()

@@ -86,6 +86,30 @@ impl Server {
             .build()
             .unwrap()
     }
+
+    /// GETs `path` from the API as JSON.
+    pub async fn get_json(&self, http: &reqwest::Client, path: &str) -> serde_json::Value {
+        http.get(format!("{}{path}", self.api))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs `object` to `path` on the API, which must accept it.
+    pub async fn create(&self, http: &reqwest::Client, path: &str, object: &serde_json::Value) {
+        http.post(format!("{}{path}", self.api))
+            .bearer_auth(&self.token)
+            .json(object)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
 }
 
 /// The resident memory of a process, in KiB.
