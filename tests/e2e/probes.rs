@@ -1,14 +1,15 @@
 //! Probes end to end with kubectl (`spec/probes.md` §4): a liveness probe that starts failing restarts
 //! its container with the kubelet's events; a readiness probe that fails keeps a pod out of its
 //! Service's endpoints and away from traffic; a startup probe holds liveness back; invalid probes are
-//! refused; the history and the metrics show what the probes did.
+//! refused; the history and the metrics show what the probes did. Sidecars (init containers with
+//! `restartPolicy: Always`) are probed like app containers, with their own consequences.
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use crate::support::{Server, eventually};
 
-/// A server on `$POD_IP:8080` answering `GET /` with the pod's name, and `/healthz` with 200 for its
+/// A server on `$POD_IP:$PORT` (8080 unless set) answering `GET /` with the pod's name, and `/healthz` with 200 for its
 /// first `HEALTHY` seconds, 500 after; `/ready` with `READY` (a status code).
 const SERVER: &str = r#"
 import http.server, os, time
@@ -29,7 +30,7 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 time.sleep(float(os.environ.get("DELAY", "0")))
-http.server.HTTPServer((os.environ["POD_IP"], 8080), H).serve_forever()
+http.server.HTTPServer((os.environ["POD_IP"], int(os.environ.get("PORT", "8080"))), H).serve_forever()
 "#;
 
 fn pod(name: &str, labels: &str, env: &[(&str, &str)], probes: &str) -> String {
@@ -400,6 +401,214 @@ fn a_ready_pod_stays_ready_and_in_its_service_when_glasshouse_restarts() {
         "jsonpath={.status.containerStatuses[0].ready}",
     ]);
     assert_eq!(ready, "true");
+}
+
+#[test]
+fn a_sidecar_is_probed_gates_the_app_and_counts_for_readiness() {
+    let server = Server::start();
+    // The sidecar listens on 8081 after 4 s, is healthy for 10 s and never ready.
+    let sidecar = format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{name: meshed}}
+spec:
+  terminationGracePeriodSeconds: 2
+  initContainers:
+  - name: proxy
+    image: python
+    restartPolicy: Always
+    command: [python3, -c, {server:?}]
+    env:
+    - {{name: PORT, value: \"8081\"}}
+    - {{name: DELAY, value: \"4\"}}
+    - {{name: HEALTHY, value: \"10\"}}
+    - {{name: READY, value: \"503\"}}
+    startupProbe:
+      tcpSocket: {{port: 8081}}
+      periodSeconds: 1
+      failureThreshold: 30
+    livenessProbe:
+      httpGet: {{path: /healthz, port: 8081}}
+      periodSeconds: 1
+      failureThreshold: 2
+    readinessProbe:
+      httpGet: {{path: /ready, port: 8081}}
+      periodSeconds: 1
+  containers:
+  - name: app
+    image: python
+    command: [python3, -c, {server:?}]
+",
+        server = SERVER
+    );
+    server.kubectl_ok_input(&["apply", "-f", "-"], &sidecar);
+    let status = || {
+        server.kubectl_ok(&[
+            "get",
+            "pod",
+            "meshed",
+            "-o",
+            "jsonpath={.status.phase} {.status.initContainerStatuses[0].started} {.status.containerStatuses[0].state.waiting.reason}",
+        ])
+    };
+    // The sidecar runs but has not started: the app waits for it.
+    assert!(
+        eventually(Duration::from_secs(20), || status()
+            == "Pending false PodInitializing"),
+        "{}",
+        status()
+    );
+    // Started: the app runs beside it; the pod is not ready while the sidecar is not.
+    assert!(
+        eventually(Duration::from_secs(20), || status() == "Running true "),
+        "{}",
+        status()
+    );
+    let listed = server.kubectl_ok(&["get", "pod", "meshed"]);
+    assert!(listed.contains("1/2") && listed.contains("Running"), "{listed}");
+    let ready = server.kubectl_ok(&[
+        "get",
+        "pod",
+        "meshed",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}",
+    ]);
+    assert_eq!(ready, "containers with unready status: [proxy]");
+    // Its liveness fails after 10 s: the sidecar restarts, the app runs on untouched.
+    let restarts = || {
+        server.kubectl_ok(&[
+            "get",
+            "pod",
+            "meshed",
+            "-o",
+            "jsonpath={.status.initContainerStatuses[0].restartCount} {.status.containerStatuses[0].restartCount} {.status.conditions[?(@.type==\"Initialized\")].status}",
+        ])
+    };
+    assert!(
+        eventually(Duration::from_secs(40), || restarts() == "1 0 True"),
+        "{}",
+        restarts()
+    );
+    let events = server.kubectl_ok(&["get", "events", "--field-selector", "involvedObject.name=meshed"]);
+    for text in [
+        "Startup probe failed: dial tcp",
+        "Readiness probe failed: HTTP probe failed with statuscode: 503",
+        "Liveness probe failed: HTTP probe failed with statuscode: 500",
+        "Container proxy failed liveness probe, will be restarted",
+    ] {
+        assert!(events.contains(text), "{text}: {events}");
+    }
+    let history = server.kubectl_ok(&["get", "--raw", "/api/v1/namespaces/default/pods/meshed/probes"]);
+    let history: serde_json::Value = serde_json::from_str(&history).unwrap();
+    let attempts = history["containers"]["proxy"]
+        .as_array()
+        .expect("the sidecar's attempts");
+    for probe_type in ["Startup", "Liveness", "Readiness"] {
+        assert!(
+            attempts.iter().any(|a| a["probeType"] == probe_type),
+            "{probe_type}: {history}"
+        );
+    }
+    let described = server.kubectl_ok(&["describe", "pod", "meshed"]);
+    assert!(
+        described.contains("Init Containers:") && described.contains("Readiness:"),
+        "{described}"
+    );
+}
+
+#[test]
+fn sidecars_stop_when_the_app_is_done() {
+    let server = Server::start();
+    server.kubectl_ok_input(
+        &["apply", "-f", "-"],
+        "apiVersion: v1
+kind: Pod
+metadata: {name: batch}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - {name: setup, image: busybox, command: [sh, -c, 'exit 0']}
+  - name: logger
+    image: busybox
+    restartPolicy: Always
+    command: [sleep, '1000']
+  containers:
+  - {name: job, image: busybox, command: [sh, -c, 'sleep 2; echo done']}
+",
+    );
+    let status = || {
+        server.kubectl_ok(&[
+            "get",
+            "pod",
+            "batch",
+            "-o",
+            "jsonpath={.status.phase} {.status.initContainerStatuses[1].state.terminated.reason} {.status.containerStatuses[0].state.terminated.exitCode}",
+        ])
+    };
+    // The job ends, the sidecar gets SIGTERM, and only then is the pod done.
+    assert!(
+        eventually(Duration::from_secs(30), || status().starts_with("Succeeded ")),
+        "{}",
+        status()
+    );
+    assert_eq!(status(), "Succeeded Error 0");
+    let events = server.kubectl_ok(&["get", "events", "--field-selector", "involvedObject.name=batch"]);
+    assert!(events.contains("Stopping container logger"), "{events}");
+    let listed = server.kubectl_ok(&["get", "pod", "batch"]);
+    assert!(listed.contains("Completed"), "{listed}");
+
+    // A deleted pod stops its app containers first, its sidecars after them: here once the app's
+    // 2-second preStop hook and the app are done.
+    server.kubectl_ok_input(
+        &["apply", "-f", "-"],
+        "apiVersion: v1
+kind: Pod
+metadata: {name: served}
+spec:
+  terminationGracePeriodSeconds: 10
+  initContainers:
+  - {name: logger, image: busybox, restartPolicy: Always, command: [sleep, '1000']}
+  containers:
+  - name: app
+    image: busybox
+    command: [sleep, '1000']
+    lifecycle: {preStop: {exec: {command: [sleep, '2']}}}
+",
+    );
+    let running = || {
+        server.kubectl_ok(&[
+            "get",
+            "pod",
+            "served",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.running}",
+        ])
+    };
+    assert!(eventually(Duration::from_secs(20), || !running().is_empty()));
+    server.kubectl_ok(&["delete", "pod", "served", "--wait=false"]);
+    let stopping = |container: &str| {
+        server.kubectl_ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name=served,reason=Killing,involvedObject.fieldPath={container}"),
+            "-o",
+            "jsonpath={.items[*].firstTimestamp}",
+        ])
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || !stopping(
+            "spec.initContainers{logger}"
+        )
+        .is_empty()),
+        "the sidecar was stopped"
+    );
+    let app: jiff::Timestamp = stopping("spec.containers{app}").parse().unwrap();
+    let sidecar: jiff::Timestamp = stopping("spec.initContainers{logger}").parse().unwrap();
+    assert!(
+        sidecar.duration_since(app).as_secs() >= 1,
+        "app stopped at {app}, the sidecar at {sidecar}"
+    );
 }
 
 fn server_ip(server: &Server) -> String {

@@ -459,66 +459,110 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
 }
 
 /// Upstream's `printPod` status and restart columns.
+/// kubectl's pod row (`printers.go` `printPod`): init containers first (`Init:1/2`,
+/// `Init:CrashLoopBackOff`), sidecars counted among the containers once started, then the app
+/// containers' states.
 fn pod_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
-    let statuses: &[Value] = o
-        .pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .map_or(&[], |v| v);
-    let total = o
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    let array =
+        |pointer: &str| -> &[Value] { o.pointer(pointer).and_then(Value::as_array).map_or(&[], |v| v) };
+    let statuses = array("/status/containerStatuses");
+    let init_specs = array("/spec/initContainers");
+    let sidecar = |name: &str| {
+        init_specs
+            .iter()
+            .any(|c| s(c, "/name") == name && s(c, "/restartPolicy") == "Always")
+    };
+    let total =
+        array("/spec/containers").len() + init_specs.iter().filter(|c| sidecar(s(c, "/name"))).count();
     let mut reason = s(o, "/status/reason").to_string();
     if reason.is_empty() {
         reason = s(o, "/status/phase").to_string();
     }
-    let mut ready = 0;
-    let mut restarts = 0;
-    let mut last_restart: Option<jiff::Timestamp> = None;
-    let mut has_running = false;
-    for status in statuses.iter().rev() {
-        restarts += i(status, "/restartCount");
-        if let Some(finished) = status
+    let terminated_reason = |t: &Value| {
+        let r = s(t, "/reason");
+        if !r.is_empty() {
+            r.to_string()
+        } else if i(t, "/signal") != 0 {
+            format!("Signal:{}", i(t, "/signal"))
+        } else {
+            format!("ExitCode:{}", i(t, "/exitCode"))
+        }
+    };
+    let finished = |status: &Value| {
+        status
             .pointer("/lastState/terminated/finishedAt")
             .and_then(Value::as_str)
             .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            && last_restart.is_none_or(|l| finished > l)
-        {
-            last_restart = Some(finished);
+    };
+    let later = |a: Option<jiff::Timestamp>, b: Option<jiff::Timestamp>| a.max(b);
+    let mut ready = 0;
+    let (mut restarts, mut last_restart) = (0, None);
+    let (mut sidecar_restarts, mut sidecar_last_restart) = (0, None);
+    let mut initializing = false;
+    let init_statuses = array("/status/initContainerStatuses");
+    for (index, status) in init_statuses.iter().enumerate() {
+        restarts += i(status, "/restartCount");
+        last_restart = later(last_restart, finished(status));
+        let is_sidecar = sidecar(s(status, "/name"));
+        if is_sidecar {
+            sidecar_restarts += i(status, "/restartCount");
+            sidecar_last_restart = later(sidecar_last_restart, finished(status));
         }
-        let waiting = s(status, "/state/waiting/reason");
         let terminated = status.pointer("/state/terminated");
-        if !waiting.is_empty() {
-            reason = waiting.to_string();
-        } else if let Some(t) = terminated {
-            let r = s(t, "/reason");
-            reason = if !r.is_empty() {
-                r.to_string()
-            } else if i(t, "/signal") != 0 {
-                format!("Signal:{}", i(t, "/signal"))
-            } else {
-                format!("ExitCode:{}", i(t, "/exitCode"))
-            };
-        } else if status.get("ready").and_then(Value::as_bool) == Some(true)
-            && status.pointer("/state/running").is_some()
-        {
-            has_running = true;
-            ready += 1;
+        let waiting = s(status, "/state/waiting/reason");
+        if terminated.is_some_and(|t| i(t, "/exitCode") == 0) {
+            continue;
+        }
+        if is_sidecar && status.get("started").and_then(Value::as_bool) == Some(true) {
+            if status.get("ready").and_then(Value::as_bool) == Some(true) {
+                ready += 1;
+            }
+            continue;
+        }
+        reason = match terminated {
+            Some(t) => format!("Init:{}", terminated_reason(t)),
+            None if !waiting.is_empty() && waiting != "PodInitializing" => format!("Init:{waiting}"),
+            None => format!("Init:{index}/{}", init_specs.len()),
+        };
+        initializing = true;
+        break;
+    }
+    let initialized = array("/status/conditions")
+        .iter()
+        .any(|c| s(c, "/type") == "Initialized" && s(c, "/status") == "True");
+    if !initializing || initialized {
+        restarts = sidecar_restarts;
+        last_restart = sidecar_last_restart;
+        let mut has_running = false;
+        for status in statuses.iter().rev() {
+            restarts += i(status, "/restartCount");
+            last_restart = later(last_restart, finished(status));
+            let waiting = s(status, "/state/waiting/reason");
+            if !waiting.is_empty() {
+                reason = waiting.to_string();
+            } else if let Some(t) = status.pointer("/state/terminated") {
+                reason = terminated_reason(t);
+            } else if status.get("ready").and_then(Value::as_bool) == Some(true)
+                && status.pointer("/state/running").is_some()
+            {
+                has_running = true;
+                ready += 1;
+            }
+        }
+        if reason == "Completed" && has_running {
+            let pod_ready = array("/status/conditions")
+                .iter()
+                .any(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True");
+            reason = if pod_ready { "Running" } else { "NotReady" }.into();
         }
     }
-    if reason == "Completed" && has_running {
-        reason = if ready == total {
-            "Running".into()
-        } else {
-            "NotReady".into()
-        };
-    }
+    let terminal = matches!(s(o, "/status/phase"), "Succeeded" | "Failed");
     if o.pointer("/metadata/deletionTimestamp").is_some() {
-        reason = if s(o, "/status/reason") == "NodeLost" {
-            "Unknown".into()
-        } else {
-            "Terminating".into()
-        };
+        if s(o, "/status/reason") == "NodeLost" {
+            reason = "Unknown".into();
+        } else if !terminal {
+            reason = "Terminating".into();
+        }
     }
     let restarts_text = match last_restart {
         Some(at) if restarts > 0 => {
@@ -762,6 +806,50 @@ mod tests {
         assert_eq!(cells[1], "1/2");
         assert_eq!(cells[2], "CrashLoopBackOff");
         assert_eq!(cells[3], "2");
+    }
+
+    #[test]
+    fn pod_row_shows_init_containers_and_counts_started_sidecars() {
+        let now = jiff::Timestamp::now();
+        let spec = json!({"initContainers": [{"name": "setup"}, {"name": "proxy", "restartPolicy": "Always"}],
+            "containers": [{"name": "app"}]});
+        let pod = |init: Value, app: Value, initialized: &str| {
+            json!({"metadata": {"name": "p"}, "spec": spec,
+                "status": {"phase": "Pending", "conditions": [{"type": "Initialized", "status": initialized}],
+                    "initContainerStatuses": init, "containerStatuses": [app]}})
+        };
+        let app_waiting =
+            json!({"name": "app", "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}});
+        let running = pod(
+            json!([{"name": "setup", "restartCount": 0, "state": {"running": {}}},
+                   {"name": "proxy", "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}}]),
+            app_waiting.clone(),
+            "False",
+        );
+        let cells = pod_cells(&running, now);
+        assert_eq!((&cells[1], &cells[2]), (&json!("0/2"), &json!("Init:0/2")));
+        let crashing = pod(
+            json!([{"name": "setup", "restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]),
+            app_waiting,
+            "False",
+        );
+        let cells = pod_cells(&crashing, now);
+        assert_eq!(
+            (&cells[2], &cells[3]),
+            (&json!("Init:CrashLoopBackOff"), &json!("3"))
+        );
+        let mut up = pod(
+            json!([{"name": "setup", "restartCount": 0, "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+                   {"name": "proxy", "restartCount": 1, "started": true, "ready": true, "state": {"running": {}}}]),
+            json!({"name": "app", "restartCount": 0, "ready": false, "state": {"running": {}}}),
+            "True",
+        );
+        up["status"]["phase"] = json!("Running");
+        let cells = pod_cells(&up, now);
+        assert_eq!(
+            (&cells[1], &cells[2], &cells[3]),
+            (&json!("1/2"), &json!("Running"), &json!("1"))
+        );
     }
 
     #[test]

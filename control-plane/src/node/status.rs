@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::runtime::ExitRecord;
-use super::worker::{Track, Worker};
+use super::worker::{Track, Worker, is_sidecar};
 
 /// Whether every app container of the pod runs.
 pub(super) fn all_running(worker: &Worker) -> bool {
@@ -28,41 +28,72 @@ pub(super) fn build(pod: &Pod, worker: &Worker, host_ip: &str, ip: Ipv4Addr) -> 
     let spec = pod.spec.clone().unwrap_or_default();
     let old = pod.status.clone().unwrap_or_default();
     let policy = spec.restart_policy.as_deref().unwrap_or("Always");
-    let init_statuses: Vec<ContainerStatus> = spec
-        .init_containers
+    let init_containers: Vec<&Container> = spec.init_containers.iter().flatten().collect();
+    let init_statuses: Vec<ContainerStatus> = init_containers
         .iter()
-        .flatten()
-        .map(|c| container_status(c, worker.tracks.get(&c.name)))
+        .map(|c| init_container_status(c, worker.tracks.get(&c.name)))
         .collect();
-    let statuses: Vec<ContainerStatus> = spec
+    let mut statuses: Vec<ContainerStatus> = spec
         .containers
         .iter()
         .map(|c| container_status(c, worker.tracks.get(&c.name)))
         .collect();
+    let sidecars = || {
+        init_containers
+            .iter()
+            .zip(&init_statuses)
+            .filter(|(c, _)| is_sidecar(c))
+            .map(|(_, s)| s)
+    };
+    let exit_code = |s: &ContainerStatus| {
+        s.state
+            .as_ref()
+            .and_then(|st| st.terminated.as_ref())
+            .map(|t| t.exit_code)
+    };
 
-    let incomplete: Vec<&str> = init_statuses
-        .iter()
-        .filter(|s| {
-            s.state
-                .as_ref()
-                .and_then(|st| st.terminated.as_ref())
-                .is_none_or(|t| t.exit_code != 0)
-        })
-        .map(|s| s.name.as_str())
-        .collect();
+    // `GeneratePodInitializedCondition`: init containers that did not exit 0, sidecars that have not
+    // started. Once the app containers ran, the pod stays initialized whatever its sidecars do.
+    let incomplete: Vec<&str> = if worker.initialized_before(&spec) {
+        Vec::new()
+    } else {
+        init_containers
+            .iter()
+            .zip(&init_statuses)
+            .filter(|(c, s)| {
+                if is_sidecar(c) {
+                    s.started != Some(true)
+                } else {
+                    exit_code(s) != Some(0)
+                }
+            })
+            .map(|(_, s)| s.name.as_str())
+            .collect()
+    };
     let init_failed = policy == "Never"
-        && init_statuses.iter().any(|s| {
-            s.state
-                .as_ref()
-                .and_then(|st| st.terminated.as_ref())
-                .is_some_and(|t| t.exit_code != 0)
-        });
+        && init_containers
+            .iter()
+            .zip(&init_statuses)
+            .any(|(c, s)| !is_sidecar(c) && exit_code(s).is_some_and(|code| code != 0));
+    if !incomplete.is_empty() {
+        // App containers wait for the init containers.
+        for status in statuses.iter_mut().filter(|s| s.container_id.is_none()) {
+            if let Some(waiting) = status.state.as_mut().and_then(|s| s.waiting.as_mut()) {
+                waiting.reason = Some("PodInitializing".into());
+            }
+        }
+    }
+    let sidecar_runs = sidecars().any(|s| s.state.as_ref().is_some_and(|st| st.running.is_some()));
     let phase = if init_failed {
         "Failed"
     } else if !incomplete.is_empty() {
         "Pending"
     } else {
-        phase(&statuses, policy)
+        match phase(&statuses, policy) {
+            // The app containers are done, the sidecars still stopping.
+            "Succeeded" | "Failed" if sidecar_runs => "Running",
+            phase => phase,
+        }
     };
     // A deleted pod whose containers all stopped ends in a terminal phase (kubelet 1.27 and later): it
     // will not run again, whatever its restart policy.
@@ -70,12 +101,7 @@ pub(super) fn build(pod: &Pod, worker: &Worker, host_ip: &str, ip: Ipv4Addr) -> 
         .iter()
         .all(|s| s.state.as_ref().is_none_or(|st| st.running.is_none()));
     let phase = if pod.metadata.deletion_timestamp.is_some() && stopped && phase != "Succeeded" {
-        let all_zero = statuses.iter().all(|s| {
-            s.state
-                .as_ref()
-                .and_then(|st| st.terminated.as_ref())
-                .is_some_and(|t| t.exit_code == 0)
-        });
+        let all_zero = statuses.iter().all(|s| exit_code(s) == Some(0));
         if all_zero && incomplete.is_empty() {
             "Succeeded"
         } else {
@@ -84,8 +110,9 @@ pub(super) fn build(pod: &Pod, worker: &Worker, host_ip: &str, ip: Ipv4Addr) -> 
     } else {
         phase
     };
-    let unready: Vec<&str> = statuses
-        .iter()
+    // `GenerateContainersReadyCondition`: sidecars first, then the app containers.
+    let unready: Vec<&str> = sidecars()
+        .chain(&statuses)
         .filter(|s| !s.ready)
         .map(|s| s.name.as_str())
         .collect();
@@ -225,6 +252,20 @@ fn terminated(exit: &ExitRecord, id: &str) -> ContainerStateTerminated {
 
 fn container_id(id: &str) -> String {
     format!("glasshouse://{id}")
+}
+
+/// An init container's status: a sidecar's as an app container's; another is ready once it exited 0
+/// (`prober_manager.go` `UpdatePodStatus`).
+fn init_container_status(container: &Container, track: Option<&Track>) -> ContainerStatus {
+    let mut status = container_status(container, track);
+    if !is_sidecar(container) {
+        status.ready = status
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .is_some_and(|t| t.exit_code == 0);
+    }
+    status
 }
 
 fn container_status(container: &Container, track: Option<&Track>) -> ContainerStatus {

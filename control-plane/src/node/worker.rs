@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -233,6 +233,11 @@ impl Worker {
     }
 
     /// One pass of `SyncPod`: starts what should run and writes the status. Returns when to look again.
+    ///
+    /// Init containers run one after the other. A sidecar (an init container with `restartPolicy:
+    /// Always`) lets the next one start once it has started (its startup probe passed, or it runs and has
+    /// none), and then runs as long as the pod: restarted whenever it ends, probed like an app container,
+    /// and stopped once every app container has ended for good (`computePodActions`).
     async fn sync(&mut self) -> Option<Instant> {
         let pod = self.pod.clone()?;
         let spec = pod.spec.clone().unwrap_or_default();
@@ -240,10 +245,44 @@ impl Worker {
         let mut wake: Option<Instant> = None;
         let mut earliest = |at: Instant| wake = Some(wake.map_or(at, |w| w.min(at)));
 
-        // Init containers, one after the other.
+        let was_initialized = self.initialized_before(&spec);
+        // Every app container ended and none will run again: the pod is done, sidecars stop.
+        let done = !spec.containers.is_empty()
+            && spec.containers.iter().all(|c| {
+                self.tracks
+                    .get(&c.name)
+                    .and_then(|t| t.current.as_ref())
+                    .is_some_and(|r| r.exit.is_some() && !restarts(&policy, r))
+            });
+
         let mut initialized = true;
         let mut failed = false;
         for container in spec.init_containers.iter().flatten() {
+            if is_sidecar(container) {
+                if done {
+                    if let Some(at) = self.stop_sidecar(&pod, container).await {
+                        earliest(at);
+                    }
+                    continue;
+                }
+                let running = self.tracks.entry(container.name.clone()).or_default().running();
+                if !running && let Some(at) = self.start_or_back_off(&pod, container, true).await {
+                    earliest(at);
+                }
+                if let Some(at) = self.probe(&pod, container, true).await {
+                    earliest(at);
+                }
+                let started = self
+                    .tracks
+                    .get(&container.name)
+                    .and_then(|t| t.current.as_ref())
+                    .is_some_and(|r| r.started(container));
+                if !started && !was_initialized {
+                    initialized = false;
+                    break;
+                }
+                continue;
+            }
             let track = self.tracks.entry(container.name.clone()).or_default();
             match track
                 .current
@@ -269,21 +308,10 @@ impl Worker {
                 }
             }
         }
-        if initialized && !failed {
+        if (initialized || was_initialized) && !failed {
             for container in &spec.containers {
                 let track = self.tracks.entry(container.name.clone()).or_default();
-                let killed_by_probe = track.current.as_ref().is_some_and(|r| r.kill_at.is_some());
-                let restart = match track
-                    .current
-                    .as_ref()
-                    .map(|r| r.exit.as_ref().map(|e| e.exit_code))
-                {
-                    None => true,
-                    Some(None) => false,
-                    // A container a probe killed restarts unless the policy is Never, whatever its code.
-                    Some(Some(_)) if killed_by_probe => policy != "Never",
-                    Some(Some(code)) => policy == "Always" || (policy == "OnFailure" && code != 0),
-                };
+                let restart = track.current.as_ref().is_none_or(|r| restarts(&policy, r));
                 if restart && let Some(at) = self.start_or_back_off(&pod, container, false).await {
                     earliest(at);
                 }
@@ -294,6 +322,42 @@ impl Worker {
         }
         self.write_status(&pod).await;
         wake
+    }
+
+    /// Whether app containers of the pod ran already: it was initialized (before an agent restart, say),
+    /// and a sidecar that ends does not hold them back.
+    pub fn initialized_before(&self, spec: &PodSpec) -> bool {
+        spec.containers
+            .iter()
+            .any(|c| self.tracks.get(&c.name).is_some_and(|t| t.current.is_some()))
+    }
+
+    /// Stops a sidecar of a pod that is done: SIGTERM now, SIGKILL after the pod's grace period.
+    async fn stop_sidecar(&mut self, pod: &Pod, container: &Container) -> Option<Instant> {
+        let run = self.tracks.get_mut(&container.name)?.current.as_mut()?;
+        if run.exit.is_some() {
+            return None;
+        }
+        if run.kill_at.is_none() {
+            run.probes = None;
+            run.kill_at = Some(Instant::now() + pod_grace(pod));
+            self.shared.recorder.normal(
+                &container_ref(pod, &container.name),
+                "Killing",
+                format!("Stopping container {}", container.name),
+            );
+            if let Some(signaller) = &mut run.signaller {
+                signaller.send(Signal::Term).await;
+            }
+        }
+        let at = run.kill_at?;
+        if at <= Instant::now()
+            && let Some(signaller) = &mut run.signaller
+        {
+            signaller.send(Signal::Kill).await;
+            return None;
+        }
+        Some(at)
     }
 
     /// Starts the probes of a running container that has none yet, and acts on their results: a liveness
@@ -370,15 +434,7 @@ impl Worker {
             kill.message.clone(),
         );
         tracing::info!(pod = %self.record.key(), container = %container.name, reason = %kill.message, "killing a container");
-        let grace = kill.grace.unwrap_or_else(|| {
-            Duration::from_secs(
-                pod.spec
-                    .as_ref()
-                    .and_then(|s| s.termination_grace_period_seconds)
-                    .unwrap_or(30)
-                    .max(0) as u64,
-            )
-        });
+        let grace = kill.grace.unwrap_or_else(|| pod_grace(pod));
         run.probes = None;
         let at = Instant::now() + grace;
         run.kill_at = Some(at);
@@ -624,44 +680,63 @@ impl Worker {
                 run.probes = None;
             }
         }
-        let names: Vec<String> = self
+        // Sidecars stop after the app containers, in reverse order: each once everything after it
+        // ended (upstream's `terminationOrdering`).
+        let sidecars: Vec<String> = pod
+            .as_deref()
+            .and_then(|p| p.spec.as_ref())
+            .map(|s| {
+                s.init_containers
+                    .iter()
+                    .flatten()
+                    .filter(|c| is_sidecar(c))
+                    .map(|c| c.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut to_stop: Vec<String> = self
             .tracks
             .iter()
             .filter(|(_, t)| t.running())
             .map(|(n, _)| n.clone())
             .collect();
-        let mut hooks = Vec::new();
-        for name in &names {
-            if let Some(pod) = pod.as_deref() {
-                self.shared.recorder.normal(
-                    &container_ref(pod, name),
-                    "Killing",
-                    format!("Stopping container {name}"),
-                );
-                if let Some(hook) = pre_stop(pod, name) {
-                    hooks.push((name.clone(), hook));
-                }
-            }
-        }
-        // preStop hooks run first (in parallel), inside the grace period; each container gets its SIGTERM
-        // when its hook is done.
-        let mut pending: Vec<String> = Vec::new();
-        for name in &names {
-            if !hooks.iter().any(|(n, _)| n == name) {
-                pending.push(name.clone());
-            }
-        }
-        self.signal(&pending, Signal::Term).await;
         let mut hook_tasks = tokio::task::JoinSet::new();
-        for (name, argv) in hooks {
-            let env = self.hook_env(pod.as_deref(), &name).await;
-            hook_tasks.spawn(async move {
-                let outcome = run_hook(&argv, env, deadline).await;
-                (name, outcome)
-            });
-        }
         let mut killed = false;
         loop {
+            let running = |name: &String| self.tracks.get(name).is_some_and(Track::running);
+            let now: Vec<String> = to_stop
+                .iter()
+                .filter(|name| match sidecars.iter().position(|s| s == *name) {
+                    None => true,
+                    Some(i) => !self
+                        .tracks
+                        .iter()
+                        .any(|(n, t)| t.running() && !sidecars[..=i].contains(n)),
+                })
+                .cloned()
+                .collect();
+            to_stop.retain(|n| !now.contains(n) && running(n));
+            // A preStop hook runs first, inside the grace period; its container gets SIGTERM when it is done.
+            for name in now {
+                let hook = pod.as_deref().and_then(|p| pre_stop(p, &name));
+                if let Some(pod) = pod.as_deref() {
+                    self.shared.recorder.normal(
+                        &container_ref(pod, &name),
+                        "Killing",
+                        format!("Stopping container {name}"),
+                    );
+                }
+                match hook {
+                    Some(argv) => {
+                        let env = self.hook_env(pod.as_deref(), &name).await;
+                        hook_tasks.spawn(async move {
+                            let outcome = run_hook(&argv, env, deadline).await;
+                            (name, outcome)
+                        });
+                    }
+                    None => self.signal(std::slice::from_ref(&name), Signal::Term).await,
+                }
+            }
             if self.tracks.values().all(|t| !t.running()) && hook_tasks.is_empty() {
                 break;
             }
@@ -732,11 +807,7 @@ impl Worker {
 
     async fn hook_env(&self, pod: Option<&Pod>, name: &str) -> Vec<(String, String)> {
         let Some(pod) = pod else { return Vec::new() };
-        let Some(container) = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.containers.iter().find(|c| c.name == name))
-        else {
+        let Some(container) = find_container(pod, name) else {
             return Vec::new();
         };
         let ip = self.record.ip.to_string();
@@ -752,8 +823,7 @@ impl Worker {
 
 /// A container's `preStop` exec command.
 fn pre_stop(pod: &Pod, name: &str) -> Option<Vec<String>> {
-    let container = pod.spec.as_ref()?.containers.iter().find(|c| c.name == name)?;
-    let command = container
+    let command = find_container(pod, name)?
         .lifecycle
         .as_ref()?
         .pre_stop
@@ -763,6 +833,15 @@ fn pre_stop(pod: &Pod, name: &str) -> Option<Vec<String>> {
         .command
         .clone()?;
     (!command.is_empty()).then_some(command)
+}
+
+/// The app or init container `name` of `pod`.
+fn find_container<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
+    let spec = pod.spec.as_ref()?;
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == name)
 }
 
 /// Runs a hook command to its end or the deadline; the error is the kubelet's event text.
@@ -803,6 +882,32 @@ pub(super) fn container_ref(pod: &Pod, name: &str) -> k8s_openapi::api::core::v1
         format!("spec.containers{{{name}}}")
     });
     reference
+}
+
+/// Whether `container` (an init container) is a sidecar: it runs beside the app containers.
+pub(super) fn is_sidecar(container: &Container) -> bool {
+    container.restart_policy.as_deref() == Some("Always")
+}
+
+/// Whether the ended `run` of an app container starts again under the pod's restart policy. A
+/// container a probe killed restarts unless the policy is Never, whatever its exit code.
+fn restarts(policy: &str, run: &Run) -> bool {
+    match &run.exit {
+        None => false,
+        Some(_) if run.kill_at.is_some() => policy != "Never",
+        Some(exit) => policy == "Always" || (policy == "OnFailure" && exit.exit_code != 0),
+    }
+}
+
+/// The pod's `terminationGracePeriodSeconds` (30 s when unset).
+fn pod_grace(pod: &Pod) -> Duration {
+    Duration::from_secs(
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30)
+            .max(0) as u64,
+    )
 }
 
 /// `format.Pod`: `name_namespace(uid)`.

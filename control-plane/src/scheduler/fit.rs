@@ -81,11 +81,24 @@ pub fn pod_requests(pod: &Pod) -> Requests {
         .iter()
         .map(container)
         .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    // Sidecars run beside everything after them: they add to the app containers, and to each init
+    // container that follows them (`resourcehelper.PodRequests`).
+    let (mut sidecar_cpu, mut sidecar_memory) = (0, 0);
+    let (mut init_cpu, mut init_memory) = (0, 0);
     for init in spec.init_containers.iter().flatten() {
         let (c, m) = container(init);
-        cpu = cpu.max(c);
-        memory = memory.max(m);
+        let (c, m) = if init.restart_policy.as_deref() == Some("Always") {
+            sidecar_cpu += c;
+            sidecar_memory += m;
+            (sidecar_cpu, sidecar_memory)
+        } else {
+            (c + sidecar_cpu, m + sidecar_memory)
+        };
+        init_cpu = init_cpu.max(c);
+        init_memory = init_memory.max(m);
     }
+    cpu = (cpu + sidecar_cpu).max(init_cpu);
+    memory = (memory + sidecar_memory).max(init_memory);
     let overhead = spec.overhead.as_ref();
     Requests {
         milli_cpu: cpu + of(overhead, "cpu"),
@@ -401,6 +414,33 @@ mod tests {
             "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory."
         );
         assert_eq!(fit_error(0, &[]), "no nodes available to schedule pods");
+    }
+
+    #[test]
+    fn sidecars_add_to_what_follows_them() {
+        let container = |name: &str, cpu: &str, sidecar: bool| {
+            let mut c = pod(cpu, "1Mi").spec.unwrap().containers.remove(0);
+            c.name = name.into();
+            c.restart_policy = sidecar.then(|| "Always".into());
+            c
+        };
+        let mut with = pod("100m", "1Mi");
+        let spec = with.spec.as_mut().unwrap();
+        spec.init_containers = Some(vec![
+            container("setup", "150m", false),
+            container("proxy", "50m", true),
+            container("migrate", "400m", false),
+        ]);
+        // max(app 100m + sidecar 50m, setup 150m, migrate 400m + sidecar 50m)
+        assert_eq!(pod_requests(&with).milli_cpu, 450);
+        spec_of(&mut with).init_containers.as_mut().unwrap().pop();
+        assert_eq!(pod_requests(&with).milli_cpu, 150);
+        spec_of(&mut with).init_containers.as_mut().unwrap().remove(0);
+        assert_eq!(pod_requests(&with).milli_cpu, 150, "app and sidecar");
+    }
+
+    fn spec_of(pod: &mut Pod) -> &mut PodSpec {
+        pod.spec.as_mut().unwrap()
     }
 
     #[test]
