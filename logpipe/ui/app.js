@@ -1,32 +1,14 @@
 // The log search page: a query with a time range, a histogram to zoom with the mouse, facets to filter
 // by clicking, results with highlighting and expandable fields, the lines around a line, and a live tail.
-// It talks to the search API of the same server (`/logs/v1/...`) with the API token, kept for the
-// browser tab only (sessionStorage; `#token=...` in the address fills it once).
+// It talks to the search API of the same server (`/logs/v1/...`) with the API token (`common.js`).
 
-const $ = (id) => document.getElementById(id);
+import { $, getJSON, token, tokenForm } from "./common.js";
+
 const FACETS = ["namespace", "pod", "container", "level", "stream"];
 const state = { start: null, end: null, cursor: null, tail: null };
 
-function token() {
-  const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
-  if (fromHash) {
-    sessionStorage.setItem("glasshouse-token", fromHash);
-    history.replaceState(null, "", location.pathname + location.search);
-  }
-  return sessionStorage.getItem("glasshouse-token");
-}
-
-async function api(path, params) {
-  const url = new URL(`/logs/v1/${path}`, location.origin);
-  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== "") url.searchParams.set(k, v);
-  const response = await fetch(url, { headers: { Authorization: `Bearer ${token()}` } });
-  if (response.status === 401) {
-    $("token").hidden = false;
-    throw new Error("the token was refused");
-  }
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error || response.statusText);
-  return body;
+function api(path, params) {
+  return getJSON(`/logs/v1/${path}`, params);
 }
 
 /// The time range the form says, as [start, end] Dates.
@@ -164,6 +146,12 @@ function toggle(li, hit) {
     search();
   });
   details.append(table, context);
+  if (hit.pod) {
+    const probes = document.createElement("a");
+    probes.textContent = "probe history of this pod";
+    probes.href = `probes.html#pod=${encodeURIComponent(`${hit.namespace}/${hit.pod}`)}`;
+    details.append(" · ", probes);
+  }
   li.append(details);
 }
 
@@ -336,12 +324,7 @@ $("range").addEventListener("change", () => {
 });
 $("more").addEventListener("click", () => search(true));
 $("tail").addEventListener("change", (e) => tail(e.target.checked));
-$("token-form").addEventListener("submit", (e) => {
-  e.preventDefault();
-  sessionStorage.setItem("glasshouse-token", $("token-input").value.trim());
-  $("token").hidden = true;
-  search();
-});
+tokenForm(search);
 document.addEventListener("keydown", (e) => {
   if (e.key === "/" && document.activeElement !== $("query")) {
     e.preventDefault();
