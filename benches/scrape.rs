@@ -2,13 +2,16 @@
 //! process with requests, limits and an exec readiness probe. For each endpoint and each format
 //! (Prometheus text, and OpenMetrics as Prometheus asks for it): bytes, series, and the median of 20
 //! scrapes as a client on loopback sees them (request sent to the last byte received, so encoding plus
-//! HTTP), scaled to 100,000 series, as measured and less the round trip of an empty request. The peer, in the same process and run: `prometheus-client`
-//! encoding 100,000 counter series with a typed label set, the library's own cost with nothing around it.
+//! HTTP), and the server's own mean encode time over those scrapes
+//! (`glasshouse_metrics_encode_duration_seconds`), each scaled to 100,000 series. The peer, in the same
+//! process and run: `prometheus-client` encoding 100,000 counter series with a typed label set, the
+//! library's own cost with nothing around it.
 //!
 //! `cargo bench --bench scrape`
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -40,6 +43,38 @@ fn series(text: &str) -> usize {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .count()
+}
+
+/// The server's encode-time histogram: (sum, count) by (endpoint, format).
+async fn encode_times(client: &reqwest::Client, base: &str) -> HashMap<(String, String), (f64, f64)> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let label = |line: &str, name: &str| {
+        let start = line.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        line[start..start + line[start..].find('"').unwrap()].to_string()
+    };
+    let mut out: HashMap<(String, String), (f64, f64)> = HashMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("glasshouse_metrics_encode_duration_seconds_") else {
+            continue;
+        };
+        let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        let entry = out
+            .entry((label(line, "endpoint"), label(line, "format")))
+            .or_default();
+        if rest.starts_with("sum{") {
+            entry.0 = value;
+        } else if rest.starts_with("count{") {
+            entry.1 = value;
+        }
+    }
+    out
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {
@@ -149,8 +184,10 @@ async fn main() {
     let per_100k = |time: Duration, n: usize| time.as_secs_f64() * 1000.0 * 100_000.0 / n.max(1) as f64;
     let mut total_series = 0;
     let mut total_time = Duration::ZERO;
+    let mut total_encode = Duration::ZERO;
     for endpoint in ENDPOINTS {
         for (format, accept) in [("text", "text/plain;version=0.0.4"), ("OpenMetrics", OPENMETRICS)] {
+            let before = encode_times(&client, &base).await;
             let mut times = Vec::with_capacity(SCRAPES);
             let mut body = String::new();
             for _ in 0..SCRAPES {
@@ -169,28 +206,41 @@ async fn main() {
                 times.push(started.elapsed());
             }
             let time = median(times);
+            let after = encode_times(&client, &base).await;
+            let key = (
+                endpoint.to_string(),
+                if format == "text" { "text" } else { "openmetrics" }.to_string(),
+            );
+            let (sum, count) = after[&key];
+            let (sum_before, count_before) = before.get(&key).copied().unwrap_or_default();
+            let encode = Duration::from_secs_f64((sum - sum_before) / (count - count_before));
             let n = series(&body);
             if format == "OpenMetrics" {
                 assert!(body.ends_with("# EOF\n"), "{endpoint} answered OpenMetrics");
                 total_series += n;
                 total_time += time;
+                total_encode += encode;
             }
             println!(
-                "  {endpoint} ({format}): {n} series, {:.1} KiB, {:.2} ms: {:.1} ms per 100,000 series, \
-                 {:.1} ms less the empty request",
+                "  {endpoint} ({format}): {n} series, {:.1} KiB; scrape {:.2} ms: {:.1} ms per 100,000 series \
+                 ({:.1} ms less the empty request); server encode {:.3} ms: {:.1} ms per 100,000 series",
                 body.len() as f64 / 1024.0,
                 time.as_secs_f64() * 1000.0,
                 per_100k(time, n),
-                per_100k(time.saturating_sub(empty), n)
+                per_100k(time.saturating_sub(empty), n),
+                encode.as_secs_f64() * 1000.0,
+                per_100k(encode, n),
             );
         }
     }
     println!(
-        "  all five endpoints (OpenMetrics): {total_series} series in {:.2} ms: {:.1} ms per 100,000 series, \
-         {:.1} ms less five empty requests",
+        "  all five endpoints (OpenMetrics): {total_series} series; scrapes {:.2} ms: {:.1} ms per 100,000 series \
+         ({:.1} ms less five empty requests); server encode {:.2} ms: {:.1} ms per 100,000 series",
         total_time.as_secs_f64() * 1000.0,
         per_100k(total_time, total_series),
-        per_100k(total_time.saturating_sub(empty * 5), total_series)
+        per_100k(total_time.saturating_sub(empty * 5), total_series),
+        total_encode.as_secs_f64() * 1000.0,
+        per_100k(total_encode, total_series),
     );
     println!(
         "peer: prometheus-client encoding 100,000 typed counter series in this process: {:.1} ms",

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::routing::get;
 use control_plane::api::ApiState;
+use control_plane::exposition::EncodeTimes;
 use control_plane::server::{ApiServerConfig, ApiServerContext};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
@@ -55,6 +56,7 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
     pidfile::write(&settings.data_dir).context("writing the pid file")?;
     let shutdown = CancellationToken::new();
     let mut registry = Registry::default();
+    let encode_times = EncodeTimes::register(&mut registry);
     // Probe metrics have an endpoint of their own (`/metrics/probes`, as the kubelet's); the probe
     // history is served by the API as `pods/probes`.
     let mut probe_registry = Registry::default();
@@ -234,8 +236,9 @@ async fn run(args: RunArgs, mode: Mode) -> anyhow::Result<()> {
         Arc::new(probe_registry),
         api.state.clone(),
         state,
+        encode_times.clone(),
     )
-    .merge(collector_router(collector.clone()));
+    .merge(collector_router(collector.clone(), encode_times));
     let metrics_task = tokio::spawn(control_plane::server::serve(
         metrics_listener,
         metrics,
@@ -312,6 +315,7 @@ async fn wait_for_signal() {
 struct MetricsState {
     registry: Arc<Registry>,
     api: ApiState,
+    times: EncodeTimes,
 }
 
 fn metrics_router(
@@ -319,24 +323,27 @@ fn metrics_router(
     probes: Arc<Registry>,
     api: ApiState,
     state: control_plane::state_metrics::StateMetrics,
+    times: EncodeTimes,
 ) -> Router {
+    let (state_times, probe_times) = (times.clone(), times.clone());
     Router::new()
         .route("/metrics", get(scrape))
         .route(
             "/metrics/state",
             get(move |headers: HeaderMap| async move {
-                let openmetrics = control_plane::exposition::wants_openmetrics(accept(&headers));
-                control_plane::exposition::encoded(state.encode(openmetrics), openmetrics)
+                state_times.serve("/metrics/state", accept(&headers), |openmetrics| {
+                    state.encode(openmetrics)
+                })
             }),
         )
         // The kubelet's own endpoint for probe metrics (`prober_probe_total`), apart from /metrics.
         .route(
             "/metrics/probes",
             get(move |headers: HeaderMap| async move {
-                control_plane::exposition::response(&probes, accept(&headers))
+                probe_times.serve_registry("/metrics/probes", &probes, accept(&headers), |_| {})
             }),
         )
-        .with_state(MetricsState { registry, api })
+        .with_state(MetricsState { registry, api, times })
 }
 
 fn accept(headers: &HeaderMap) -> Option<&str> {
@@ -345,32 +352,33 @@ fn accept(headers: &HeaderMap) -> Option<&str> {
 
 async fn scrape(State(state): State<MetricsState>, headers: HeaderMap) -> axum::response::Response {
     control_plane::server::refresh_store_gauges(&state.api).await;
-    control_plane::exposition::response(&state.registry, accept(&headers))
+    state
+        .times
+        .serve_registry("/metrics", &state.registry, accept(&headers), |out| {
+            state.api.metrics.durations.encode(out)
+        })
 }
 
 /// `/metrics/resource` and `/metrics/cadvisor` (Prometheus text with sample timestamps, as the kubelet's;
 /// OpenMetrics when asked).
-fn collector_router(collector: collector::Collector) -> Router {
+fn collector_router(collector: collector::Collector, times: EncodeTimes) -> Router {
     let (resource, cadvisor) = (collector.clone(), collector);
+    let resource_times = times.clone();
     Router::new()
         .route(
             "/metrics/resource",
             get(move |headers: HeaderMap| async move {
-                let openmetrics = control_plane::exposition::wants_openmetrics(accept(&headers));
-                control_plane::exposition::encoded(
-                    collector::expose::resource(&resource.snapshot(), openmetrics),
-                    openmetrics,
-                )
+                resource_times.serve("/metrics/resource", accept(&headers), |openmetrics| {
+                    collector::expose::resource(&resource.snapshot(), openmetrics)
+                })
             }),
         )
         .route(
             "/metrics/cadvisor",
             get(move |headers: HeaderMap| async move {
-                let openmetrics = control_plane::exposition::wants_openmetrics(accept(&headers));
-                control_plane::exposition::encoded(
-                    collector::expose::cadvisor(&cadvisor.snapshot(), openmetrics),
-                    openmetrics,
-                )
+                times.serve("/metrics/cadvisor", accept(&headers), |openmetrics| {
+                    collector::expose::cadvisor(&cadvisor.snapshot(), openmetrics)
+                })
             }),
         )
 }

@@ -15,6 +15,7 @@ use kube::runtime::reflector::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::controllers::cache;
+use crate::exposition::push_label_value;
 
 /// The caches the metrics are built from.
 #[derive(Clone)]
@@ -35,22 +36,6 @@ const CONDITION_STATUSES: [&str; 3] = ["true", "false", "unknown"];
 struct Out {
     text: String,
     openmetrics: bool,
-}
-
-/// Appends a label value, escaped as the formats require.
-fn push_escaped(out: &mut String, value: &str) {
-    if !value.contains(['\\', '"', '\n']) {
-        out.push_str(value);
-        return;
-    }
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
 }
 
 impl Out {
@@ -75,7 +60,7 @@ impl Out {
                 }
                 self.text.push_str(k);
                 self.text.push_str("=\"");
-                push_escaped(&mut self.text, v);
+                push_label_value(&mut self.text, v);
                 self.text.push('"');
             }
             self.text.push('}');

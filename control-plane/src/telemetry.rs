@@ -1,6 +1,7 @@
 //! The control plane's telemetry: one struct per thing that happens, each logging and updating its metric
 //! together. Metric names follow kube-apiserver's, so existing dashboards and alerts work unchanged.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -9,6 +10,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::exposition::{HistogramFamily, LabelText, push_label};
 
 /// kube-apiserver's request latency buckets.
 const LATENCY_BUCKETS: [f64; 19] = [
@@ -27,7 +30,7 @@ pub struct RequestLabels {
     pub code: u16,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct DurationLabels {
     pub verb: &'static str,
     pub group: &'static str,
@@ -36,6 +39,22 @@ pub struct DurationLabels {
     pub subresource: &'static str,
     pub scope: &'static str,
     pub component: &'static str,
+}
+
+impl LabelText for DurationLabels {
+    fn write(&self, out: &mut String) {
+        for (name, value) in [
+            ("verb", self.verb),
+            ("group", self.group),
+            ("version", self.version),
+            ("resource", self.resource),
+            ("subresource", self.subresource),
+            ("scope", self.scope),
+            ("component", self.component),
+        ] {
+            push_label(out, name, value);
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,7 +71,9 @@ pub struct LongRunningLabels {
 #[derive(Clone)]
 pub struct ApiMetrics {
     requests: Family<RequestLabels, Counter>,
-    durations: Family<DurationLabels, Histogram, fn() -> Histogram>,
+    /// The family with the most series of `/metrics`, written by `exposition` (see `HistogramFamily`);
+    /// `/metrics` appends it to the registry's.
+    pub durations: Arc<HistogramFamily<DurationLabels>>,
     longrunning: Family<LongRunningLabels, Gauge>,
     pub store_revision: Gauge,
     pub store_size_bytes: Gauge,
@@ -62,7 +83,11 @@ impl ApiMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = ApiMetrics {
             requests: Family::default(),
-            durations: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
+            durations: Arc::new(HistogramFamily::new(
+                "apiserver_request_duration_seconds",
+                "Response latency distribution in seconds for each verb, group, version, resource, subresource, scope and component",
+                &LATENCY_BUCKETS,
+            )),
             longrunning: Family::default(),
             store_revision: Gauge::default(),
             store_size_bytes: Gauge::default(),
@@ -71,11 +96,6 @@ impl ApiMetrics {
             "apiserver_request",
             "Counter of apiserver requests broken out for each verb, group, version, resource, scope, component, and HTTP response code",
             metrics.requests.clone(),
-        );
-        registry.register(
-            "apiserver_request_duration_seconds",
-            "Response latency distribution in seconds for each verb, group, version, resource, subresource, scope and component",
-            metrics.durations.clone(),
         );
         registry.register(
             "apiserver_longrunning_requests",
@@ -140,18 +160,16 @@ impl RequestCompleted<'_> {
             .inc();
         // Watches last as long as they last; their duration says nothing of latency.
         if verb != "WATCH" {
-            metrics
-                .durations
-                .get_or_create(&DurationLabels {
-                    verb,
-                    group: i.group,
-                    version: i.version,
-                    resource: i.resource,
-                    subresource: i.subresource,
-                    scope: i.scope,
-                    component: "apiserver",
-                })
-                .observe(self.elapsed.as_secs_f64());
+            let labels = DurationLabels {
+                verb,
+                group: i.group,
+                version: i.version,
+                resource: i.resource,
+                subresource: i.subresource,
+                scope: i.scope,
+                component: "apiserver",
+            };
+            metrics.durations.observe(&labels, self.elapsed.as_secs_f64());
         }
         let elapsed_ms = self.elapsed.as_secs_f64() * 1000.0;
         if self.code >= 500 {
