@@ -2,7 +2,8 @@
 //!
 //! Component traces: when the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) variable is
 //! set, the spans of API requests, controller reconciles, scheduling attempts, probe runs and log
-//! commits are exported over OTLP/HTTP (protobuf) in batches. Without it no exporter exists and spans
+//! commits are exported over OTLP/HTTP (protobuf) in batches; `OTEL_EXPORTER_OTLP_PROTOCOL` may say
+//! `http/protobuf` or nothing (another protocol is refused with a warning). Without it no exporter exists and spans
 //! cost what `tracing` spans cost without a subscriber that records them.
 
 use opentelemetry::trace::TracerProvider;
@@ -32,6 +33,16 @@ fn set(name: &str) -> bool {
 fn tracer_provider() -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
     let wanted = set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
     if !wanted || std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v == "none") {
+        return None;
+    }
+    // Only OTLP/HTTP with protobuf is built in; a gRPC or JSON collector would refuse every batch.
+    let protocol = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .unwrap_or_default();
+    if !protocol.is_empty() && protocol != "http/protobuf" {
+        eprintln!(
+            "warning: traces are not exported: OTLP protocol {protocol:?} is not supported, only \"http/protobuf\""
+        );
         return None;
     }
     use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};

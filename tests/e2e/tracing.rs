@@ -88,3 +88,46 @@ fn spans_of_every_component_reach_an_otlp_receiver() {
         seen.lock().unwrap().1
     );
 }
+
+#[test]
+fn an_otlp_protocol_other_than_http_protobuf_is_refused_with_a_warning() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let (endpoint, seen) = receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_glasshouse"))
+        .args(["up", "--data-dir"])
+        .arg(dir.path())
+        .args(["--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let warned = (0..600).find_map(|_| {
+        rx.recv_timeout(Duration::from_millis(100))
+            .ok()
+            .filter(|l| l.contains("traces are not exported"))
+    });
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    assert_eq!(
+        warned.as_deref(),
+        Some(
+            "warning: traces are not exported: OTLP protocol \"grpc\" is not supported, only \"http/protobuf\""
+        )
+    );
+    assert!(seen.lock().unwrap().0.is_empty(), "nothing was sent");
+}
