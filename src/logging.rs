@@ -36,9 +36,14 @@ fn tracer_provider() -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
         return None;
     }
     // Only OTLP/HTTP with protobuf is built in; a gRPC or JSON collector would refuse every batch.
-    let protocol = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
-        .unwrap_or_default();
+    let protocol = [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ]
+    .into_iter()
+    .find(|name| set(name))
+    .and_then(|name| std::env::var(name).ok())
+    .unwrap_or_default();
     if !protocol.is_empty() && protocol != "http/protobuf" {
         eprintln!(
             "warning: traces are not exported: OTLP protocol {protocol:?} is not supported, only \"http/protobuf\""

@@ -132,7 +132,8 @@ pub fn push_label_value(out: &mut String, value: &str) {
 /// A histogram family written here rather than by prometheus-client, for the families with the most
 /// series: each series renders its labels once, when it first appears, so that a bucket line costs a
 /// copy of that text and an integer (prometheus-client encodes the label set and the bound again for
-/// every bucket). Same text as prometheus-client's, in either format.
+/// every bucket). The text is prometheus-client's, line for line: `_sum`, `_count`, then the buckets,
+/// numbers formatted as it formats them.
 pub struct HistogramFamily<L> {
     name: &'static str,
     help: &'static str,
@@ -155,7 +156,7 @@ impl<L: LabelText> HistogramFamily<L> {
     pub fn new(name: &'static str, help: &'static str, bounds: &'static [f64]) -> Self {
         let le = bounds
             .iter()
-            .map(|b| format!("{{le=\"{b:?}\""))
+            .map(|b| format!("{{le=\"{}\"", dtoa::Buffer::new().format(*b)))
             .chain(std::iter::once("{le=\"+Inf\"".to_string()))
             .collect();
         HistogramFamily {
@@ -212,21 +213,15 @@ impl<L: LabelText> HistogramFamily<L> {
             out.push_str(end);
         }
         let mut number = itoa::Buffer::new();
+        let mut float = dtoa::Buffer::new();
         for series in map.values() {
-            let mut cumulative = 0u64;
-            for (count, le) in series.buckets.iter().zip(&self.le) {
-                cumulative += count.load(Ordering::Relaxed);
-                out.push_str(self.name);
-                out.push_str("_bucket");
-                out.push_str(le);
-                out.push_str(&series.labels);
-                out.push_str("} ");
-                out.push_str(number.format(cumulative));
-                out.push('\n');
-            }
+            let counts: Vec<u64> = series.buckets.iter().map(|c| c.load(Ordering::Relaxed)).collect();
             let labels = series.labels.strip_prefix(',').unwrap_or_default();
             let sum = f64::from_bits(series.sum.load(Ordering::Relaxed));
-            for (suffix, value) in [("_sum", format!("{sum:?}")), ("_count", cumulative.to_string())] {
+            for (suffix, value) in [
+                ("_sum", float.format(sum)),
+                ("_count", number.format(counts.iter().sum::<u64>())),
+            ] {
                 out.push_str(self.name);
                 out.push_str(suffix);
                 if !labels.is_empty() {
@@ -235,7 +230,18 @@ impl<L: LabelText> HistogramFamily<L> {
                     out.push('}');
                 }
                 out.push(' ');
-                out.push_str(&value);
+                out.push_str(value);
+                out.push('\n');
+            }
+            let mut cumulative = 0u64;
+            for (count, le) in counts.iter().zip(&self.le) {
+                cumulative += count;
+                out.push_str(self.name);
+                out.push_str("_bucket");
+                out.push_str(le);
+                out.push_str(&series.labels);
+                out.push_str("} ");
+                out.push_str(number.format(cumulative));
                 out.push('\n');
             }
         }
@@ -403,7 +409,7 @@ mod tests {
                 path: "/with \"quotes\" and \\ and\nnewline".into(),
             },
         ];
-        for (i, value) in [0.001, 0.005, 0.05, 0.5, 2.0, 100.0, 0.25]
+        for (i, value) in [0.00002, 0.005, 0.05, 0.5, 2.0, 100.0, 0.25]
             .into_iter()
             .enumerate()
         {
@@ -416,10 +422,12 @@ mod tests {
         let mut written = String::new();
         ours.encode(&mut written);
         written.push_str("# EOF\n");
+        // Series come in hash order: compare each series' lines, in their order.
         let sorted = |text: &str| {
-            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-            lines.sort();
-            lines
+            let text = text.strip_suffix("# EOF\n").unwrap_or(text);
+            let mut series: Vec<String> = text.split("request_seconds_sum").map(str::to_string).collect();
+            series.sort();
+            series
         };
         assert_eq!(sorted(&written), sorted(&expected), "{written}\n{expected}");
         assert!(written.contains("request_seconds_bucket{le=\"+Inf\",verb=\"GET\",path=\"/a\"} 4\n"));

@@ -8,7 +8,7 @@ import { $, getJSON, token, tokenForm } from "./common.js";
 
 const TYPES = ["Startup", "Liveness", "Readiness"];
 const FIELDS = { Startup: "startupProbe", Liveness: "livenessProbe", Readiness: "readinessProbe" };
-const state = { pods: [], selected: null };
+const state = { pods: [], selected: null, busy: false };
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -55,8 +55,14 @@ function describeProbe(p) {
 }
 
 async function loadPods() {
-  const list = await getJSON("/api/v1/pods", { limit: 500 });
-  state.pods = list.items || [];
+  const pods = [];
+  let next = null;
+  do {
+    const page = await getJSON("/api/v1/pods", { limit: 500, continue: next });
+    pods.push(...(page.items || []));
+    next = page.metadata?.continue;
+  } while (next);
+  state.pods = pods;
   renderPods();
 }
 
@@ -94,10 +100,12 @@ async function show() {
   const [ns, name] = key.split("/");
   const base = `/api/v1/namespaces/${encodeURIComponent(ns)}/pods/${encodeURIComponent(name)}`;
   try {
-    const [pod, history, events] = await Promise.all([
-      getJSON(base),
+    const pod = await getJSON(base);
+    // This pod's events only: not those of an earlier pod of the same name, nor of another kind.
+    const [history, events] = await Promise.all([
       getJSON(`${base}/probes`),
-      getJSON(`/api/v1/namespaces/${encodeURIComponent(ns)}/events`, { fieldSelector: `involvedObject.name=${name}` }),
+      getJSON(`/api/v1/namespaces/${encodeURIComponent(ns)}/events`,
+        { fieldSelector: `involvedObject.kind=Pod,involvedObject.uid=${pod.metadata.uid}` }),
     ]);
     // Another pod was picked while this one loaded.
     if (state.selected !== key) return;
@@ -186,16 +194,21 @@ function eventTable(events) {
   return el("section", { class: "container" }, el("h3", {}, "events"), sorted.length ? table : el("p", {}, "No events."));
 }
 
+/// Reloads the pod list and the pod shown; a refresh still under way is not started again.
 async function refresh() {
   if (!token()) {
     $("token").hidden = false;
     return;
   }
+  if (state.busy) return;
+  state.busy = true;
   try {
     await loadPods();
     await show();
   } catch (e) {
     $("status").textContent = `Error: ${e.message}`;
+  } finally {
+    state.busy = false;
   }
 }
 

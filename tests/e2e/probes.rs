@@ -363,10 +363,23 @@ fn a_ready_pod_stays_ready_and_in_its_service_when_glasshouse_restarts() {
       httpGet: {path: /ready, port: 8080}
       periodSeconds: 5
 ";
-    server.kubectl_ok_input(
-        &["apply", "-f", "-"],
-        &pod("steady", "app: steady", &[], readiness),
+    // With a sidecar probed for readiness too: its readiness is kept as well.
+    let steady = pod("steady", "app: steady", &[], readiness).replace(
+        "  containers:\n",
+        &format!(
+            "  initContainers:
+  - name: proxy
+    image: python
+    restartPolicy: Always
+    command: [python3, -c, {SERVER:?}]
+    env: [{{name: PORT, value: \"8081\"}}]
+    readinessProbe:
+      httpGet: {{path: /ready, port: 8081}}
+      periodSeconds: 5
+  containers:\n"
+        ),
     );
+    server.kubectl_ok_input(&["apply", "-f", "-"], &steady);
     server.kubectl_ok_input(
         &["apply", "-f", "-"],
         "apiVersion: v1\nkind: Service\nmetadata: {name: steady}\nspec:\n  selector: {app: steady}\n  ports: [{port: 8080}]\n",
@@ -398,9 +411,9 @@ fn a_ready_pod_stays_ready_and_in_its_service_when_glasshouse_restarts() {
         "pod",
         "steady",
         "-o",
-        "jsonpath={.status.containerStatuses[0].ready}",
+        "jsonpath={.status.containerStatuses[0].ready} {.status.initContainerStatuses[0].ready}",
     ]);
-    assert_eq!(ready, "true");
+    assert_eq!(ready, "true true");
 }
 
 #[test]
@@ -557,23 +570,70 @@ spec:
     let listed = server.kubectl_ok(&["get", "pod", "batch"]);
     assert!(listed.contains("Completed"), "{listed}");
 
-    // A deleted pod stops its app containers first, its sidecars after them: here once the app's
-    // 2-second preStop hook and the app are done.
+    // An init container that fails under `restartPolicy: Never` fails the pod, and stops the sidecar
+    // started before it.
     server.kubectl_ok_input(
         &["apply", "-f", "-"],
         "apiVersion: v1
 kind: Pod
-metadata: {name: served}
+metadata: {name: broken}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 2
+  initContainers:
+  - {name: logger, image: busybox, restartPolicy: Always, command: [sleep, '1000']}
+  - {name: setup, image: busybox, command: [sh, -c, 'exit 3']}
+  containers:
+  - {name: app, image: busybox, command: [sleep, '1000']}
+",
+    );
+    let broken = || {
+        server.kubectl_ok(&[
+            "get",
+            "pod",
+            "broken",
+            "-o",
+            "jsonpath={.status.phase} {.status.initContainerStatuses[0].state.terminated.reason} {.status.containerStatuses[0].state.waiting.reason}",
+        ])
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || broken()
+            == "Failed Error PodInitializing"),
+        "{}",
+        broken()
+    );
+    let listed = server.kubectl_ok(&["get", "pod", "broken"]);
+    assert!(listed.contains("Init:Error"), "{listed}");
+
+    // A deleted pod stops its app containers first, its sidecars after them: the sidecar's SIGTERM
+    // waits until the app's 2-second preStop hook and the app are done. Each writes when it got SIGTERM.
+    let signals = tempfile::tempdir().unwrap();
+    let at = |name: &str| signals.path().join(name).display().to_string();
+    let trapping = |name: &str| {
+        format!(
+            "[sh, -c, 'trap \"date +%s.%N > {}; exit 0\" TERM; while true; do sleep 0.1; done']",
+            at(name)
+        )
+    };
+    server.kubectl_ok_input(
+        &["apply", "-f", "-"],
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: served}}
 spec:
   terminationGracePeriodSeconds: 10
   initContainers:
-  - {name: logger, image: busybox, restartPolicy: Always, command: [sleep, '1000']}
+  - {{name: logger, image: busybox, restartPolicy: Always, command: {logger}}}
   containers:
   - name: app
     image: busybox
-    command: [sleep, '1000']
-    lifecycle: {preStop: {exec: {command: [sleep, '2']}}}
+    command: {app}
+    lifecycle: {{preStop: {{exec: {{command: [sleep, '2']}}}}}}
 ",
+            logger = trapping("logger"),
+            app = trapping("app"),
+        ),
     );
     let running = || {
         server.kubectl_ok(&[
@@ -586,28 +646,30 @@ spec:
     };
     assert!(eventually(Duration::from_secs(20), || !running().is_empty()));
     server.kubectl_ok(&["delete", "pod", "served", "--wait=false"]);
-    let stopping = |container: &str| {
-        server.kubectl_ok(&[
-            "get",
-            "events",
-            "--field-selector",
-            &format!("involvedObject.name=served,reason=Killing,involvedObject.fieldPath={container}"),
-            "-o",
-            "jsonpath={.items[*].firstTimestamp}",
-        ])
+    let signalled = |name: &str| {
+        std::fs::read_to_string(at(name))
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok())
     };
     assert!(
-        eventually(Duration::from_secs(20), || !stopping(
-            "spec.initContainers{logger}"
-        )
-        .is_empty()),
+        eventually(Duration::from_secs(20), || signalled("logger").is_some()),
         "the sidecar was stopped"
     );
-    let app: jiff::Timestamp = stopping("spec.containers{app}").parse().unwrap();
-    let sidecar: jiff::Timestamp = stopping("spec.initContainers{logger}").parse().unwrap();
+    let (app, sidecar) = (signalled("app").unwrap(), signalled("logger").unwrap());
     assert!(
-        sidecar.duration_since(app).as_secs() >= 1,
-        "app stopped at {app}, the sidecar at {sidecar}"
+        sidecar >= app,
+        "the app got SIGTERM at {app}, the sidecar at {sidecar}"
+    );
+    // Both got their `Killing` event.
+    let events = server.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=served,reason=Killing",
+    ]);
+    assert!(
+        events.contains("Stopping container app") && events.contains("Stopping container logger"),
+        "{events}"
     );
 }
 

@@ -102,6 +102,7 @@ fn an_otlp_protocol_other_than_http_protobuf_is_refused_with_a_warning() {
         .args(["--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -121,6 +122,8 @@ fn an_otlp_protocol_other_than_http_protobuf_is_refused_with_a_warning() {
             .ok()
             .filter(|l| l.contains("traces are not exported"))
     });
+    // An exporter would have sent a batch of the start-up's spans by now.
+    std::thread::sleep(Duration::from_secs(2));
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
     assert_eq!(

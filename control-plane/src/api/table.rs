@@ -458,7 +458,6 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
     }
 }
 
-/// Upstream's `printPod` status and restart columns.
 /// kubectl's pod row (`printers.go` `printPod`): init containers first (`Init:1/2`,
 /// `Init:CrashLoopBackOff`), sidecars counted among the containers once started, then the app
 /// containers' states.
@@ -472,8 +471,11 @@ fn pod_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             .iter()
             .any(|c| s(c, "/name") == name && s(c, "/restartPolicy") == "Always")
     };
-    let total =
-        array("/spec/containers").len() + init_specs.iter().filter(|c| sidecar(s(c, "/name"))).count();
+    let total = array("/spec/containers").len()
+        + init_specs
+            .iter()
+            .filter(|c| s(c, "/restartPolicy") == "Always")
+            .count();
     let mut reason = s(o, "/status/reason").to_string();
     if reason.is_empty() {
         reason = s(o, "/status/phase").to_string();

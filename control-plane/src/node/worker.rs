@@ -186,6 +186,20 @@ impl Worker {
                 return;
             }
             let wake = self.sync().await;
+            // A pod whose run is over stops what still runs of it (its sidecars), then says so.
+            let finished = self
+                .pod
+                .as_ref()
+                .and_then(|p| p.spec.as_ref())
+                .is_some_and(|spec| self.finished(spec));
+            if finished && self.tracks.values().any(Track::running) {
+                let pod = self.pod.clone();
+                let grace = pod.as_deref().map_or(ORPHAN_GRACE, pod_grace);
+                if !self.stop_containers(pod.as_deref(), grace, &shutdown).await {
+                    return;
+                }
+                continue;
+            }
             let sleep = tokio::time::sleep_until(wake.unwrap_or_else(|| Instant::now() + RESYNC));
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -246,23 +260,14 @@ impl Worker {
         let mut earliest = |at: Instant| wake = Some(wake.map_or(at, |w| w.min(at)));
 
         let was_initialized = self.initialized_before(&spec);
-        // Every app container ended and none will run again: the pod is done, sidecars stop.
-        let done = !spec.containers.is_empty()
-            && spec.containers.iter().all(|c| {
-                self.tracks
-                    .get(&c.name)
-                    .and_then(|t| t.current.as_ref())
-                    .is_some_and(|r| r.exit.is_some() && !restarts(&policy, r))
-            });
+        let finished = self.finished(&spec);
 
         let mut initialized = true;
         let mut failed = false;
         for container in spec.init_containers.iter().flatten() {
             if is_sidecar(container) {
-                if done {
-                    if let Some(at) = self.stop_sidecar(&pod, container).await {
-                        earliest(at);
-                    }
+                // The pod's run is over: `run` stops its sidecars, nothing starts again.
+                if finished {
                     continue;
                 }
                 let running = self.tracks.entry(container.name.clone()).or_default().running();
@@ -324,40 +329,35 @@ impl Worker {
         wake
     }
 
+    /// Whether the pod's run is over while its sidecars may still run (`computePodActions`' `KillPod`):
+    /// every app container ended and none will start again, or an init container failed for good.
+    fn finished(&self, spec: &PodSpec) -> bool {
+        let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+        let exit_code = |c: &Container| {
+            let run = self.tracks.get(&c.name)?.current.as_ref()?;
+            Some((run.exit.as_ref()?.exit_code, run))
+        };
+        let init_failed = policy == "Never"
+            && spec
+                .init_containers
+                .iter()
+                .flatten()
+                .filter(|c| !is_sidecar(c))
+                .any(|c| exit_code(c).is_some_and(|(code, _)| code != 0));
+        let done = !spec.containers.is_empty()
+            && spec
+                .containers
+                .iter()
+                .all(|c| exit_code(c).is_some_and(|(_, run)| !restarts(policy, run)));
+        init_failed || done
+    }
+
     /// Whether app containers of the pod ran already: it was initialized (before an agent restart, say),
     /// and a sidecar that ends does not hold them back.
-    pub fn initialized_before(&self, spec: &PodSpec) -> bool {
+    pub(super) fn initialized_before(&self, spec: &PodSpec) -> bool {
         spec.containers
             .iter()
             .any(|c| self.tracks.get(&c.name).is_some_and(|t| t.current.is_some()))
-    }
-
-    /// Stops a sidecar of a pod that is done: SIGTERM now, SIGKILL after the pod's grace period.
-    async fn stop_sidecar(&mut self, pod: &Pod, container: &Container) -> Option<Instant> {
-        let run = self.tracks.get_mut(&container.name)?.current.as_mut()?;
-        if run.exit.is_some() {
-            return None;
-        }
-        if run.kill_at.is_none() {
-            run.probes = None;
-            run.kill_at = Some(Instant::now() + pod_grace(pod));
-            self.shared.recorder.normal(
-                &container_ref(pod, &container.name),
-                "Killing",
-                format!("Stopping container {}", container.name),
-            );
-            if let Some(signaller) = &mut run.signaller {
-                signaller.send(Signal::Term).await;
-            }
-        }
-        let at = run.kill_at?;
-        if at <= Instant::now()
-            && let Some(signaller) = &mut run.signaller
-        {
-            signaller.send(Signal::Kill).await;
-            return None;
-        }
-        Some(at)
     }
 
     /// Starts the probes of a running container that has none yet, and acts on their results: a liveness
@@ -408,8 +408,13 @@ impl Worker {
                         > before_agent.as_secs_f64()
             })
             .and_then(|_| {
-                let status = pod.status.as_ref()?.container_statuses.as_ref()?;
-                let status = status.iter().find(|s| s.name == container.name)?;
+                let status = pod.status.as_ref()?;
+                let status = status
+                    .container_statuses
+                    .iter()
+                    .chain(&status.init_container_statuses)
+                    .flatten()
+                    .find(|s| s.name == container.name)?;
                 Some((status.ready, status.started.unwrap_or(false)))
             });
         let probes = run.probes.get_or_insert_with(|| {
@@ -659,8 +664,8 @@ impl Worker {
         }
     }
 
-    /// Stops every container of the pod (preStop hooks, SIGTERM, the grace period, SIGKILL), then, when the
-    /// pod is still in the API, writes its final status and deletes it; then forgets it.
+    /// Stops every container of the pod, then, when the pod is still in the API, writes its final status
+    /// and deletes it; then forgets it.
     async fn terminate(&mut self, shutdown: &CancellationToken) {
         let pod = self.pod.clone();
         let grace = match pod.as_deref() {
@@ -673,97 +678,8 @@ impl Worker {
             ),
             None => ORPHAN_GRACE,
         };
-        let deadline = Instant::now() + grace;
-        // A pod on its way out is not probed: not restarted for liveness, and not ready.
-        for track in self.tracks.values_mut() {
-            if let Some(run) = &mut track.current {
-                run.probes = None;
-            }
-        }
-        // Sidecars stop after the app containers, in reverse order: each once everything after it
-        // ended (upstream's `terminationOrdering`).
-        let sidecars: Vec<String> = pod
-            .as_deref()
-            .and_then(|p| p.spec.as_ref())
-            .map(|s| {
-                s.init_containers
-                    .iter()
-                    .flatten()
-                    .filter(|c| is_sidecar(c))
-                    .map(|c| c.name.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut to_stop: Vec<String> = self
-            .tracks
-            .iter()
-            .filter(|(_, t)| t.running())
-            .map(|(n, _)| n.clone())
-            .collect();
-        let mut hook_tasks = tokio::task::JoinSet::new();
-        let mut killed = false;
-        loop {
-            let running = |name: &String| self.tracks.get(name).is_some_and(Track::running);
-            let now: Vec<String> = to_stop
-                .iter()
-                .filter(|name| match sidecars.iter().position(|s| s == *name) {
-                    None => true,
-                    Some(i) => !self
-                        .tracks
-                        .iter()
-                        .any(|(n, t)| t.running() && !sidecars[..=i].contains(n)),
-                })
-                .cloned()
-                .collect();
-            to_stop.retain(|n| !now.contains(n) && running(n));
-            // A preStop hook runs first, inside the grace period; its container gets SIGTERM when it is done.
-            for name in now {
-                let hook = pod.as_deref().and_then(|p| pre_stop(p, &name));
-                if let Some(pod) = pod.as_deref() {
-                    self.shared.recorder.normal(
-                        &container_ref(pod, &name),
-                        "Killing",
-                        format!("Stopping container {name}"),
-                    );
-                }
-                match hook {
-                    Some(argv) => {
-                        let env = self.hook_env(pod.as_deref(), &name).await;
-                        hook_tasks.spawn(async move {
-                            let outcome = run_hook(&argv, env, deadline).await;
-                            (name, outcome)
-                        });
-                    }
-                    None => self.signal(std::slice::from_ref(&name), Signal::Term).await,
-                }
-            }
-            if self.tracks.values().all(|t| !t.running()) && hook_tasks.is_empty() {
-                break;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                Some(id) = self.exits.recv() => self.exited(&id),
-                Some(Ok((name, outcome))) = hook_tasks.join_next(), if !hook_tasks.is_empty() => {
-                    if let (Err(message), Some(pod)) = (outcome, pod.as_deref()) {
-                        self.shared.recorder.warning(
-                            &container_ref(pod, &name),
-                            "FailedPreStopHook",
-                            format!("PreStopHook failed: {message}"),
-                        );
-                    }
-                    self.signal(std::slice::from_ref(&name), Signal::Term).await;
-                }
-                _ = tokio::time::sleep_until(deadline), if !killed => {
-                    killed = true;
-                    hook_tasks.abort_all();
-                    let all: Vec<String> = self.tracks.keys().cloned().collect();
-                    self.signal(&all, Signal::Kill).await;
-                }
-                _ = tokio::time::sleep_until(deadline + KILL_WAIT), if killed => {
-                    tracing::warn!(pod = %self.record.key(), "containers did not report their end after SIGKILL");
-                    break;
-                }
-            }
+        if !self.stop_containers(pod.as_deref(), grace, shutdown).await {
+            return;
         }
         if let Some(pod) = pod.as_deref() {
             self.write_status(pod).await;
@@ -792,6 +708,113 @@ impl Worker {
             }
         }
         self.shared.forget_pod(&self.record);
+    }
+
+    /// Stops the pod's running containers (`killPodWithSyncResult`): each gets its `Killing` event and
+    /// starts its `preStop` hook at once; SIGTERM follows the hook, and for a sidecar waits too until the
+    /// app containers and the sidecars after it have ended (`terminationOrdering`); SIGKILL at the end of
+    /// `grace`. Returns false when the agent stopped meanwhile.
+    async fn stop_containers(
+        &mut self,
+        pod: Option<&Pod>,
+        grace: Duration,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let deadline = Instant::now() + grace;
+        // Containers being stopped are not probed: not restarted for liveness, and not ready.
+        for track in self.tracks.values_mut() {
+            if let Some(run) = &mut track.current {
+                run.probes = None;
+            }
+        }
+        let sidecars: Vec<String> = pod
+            .and_then(|p| p.spec.as_ref())
+            .map(|s| {
+                s.init_containers
+                    .iter()
+                    .flatten()
+                    .filter(|c| is_sidecar(c))
+                    .map(|c| c.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Running, not yet sent SIGTERM.
+        let mut waiting: Vec<String> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.running())
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut hooks = tokio::task::JoinSet::new();
+        let mut hooked: Vec<String> = Vec::new();
+        if let Some(pod) = pod {
+            for name in &waiting {
+                self.shared.recorder.normal(
+                    &container_ref(pod, name),
+                    "Killing",
+                    format!("Stopping container {name}"),
+                );
+                if let Some(argv) = pre_stop(pod, name) {
+                    let env = self.hook_env(Some(pod), name).await;
+                    let name = name.clone();
+                    hooked.push(name.clone());
+                    hooks.spawn(async move {
+                        let outcome = run_hook(&argv, env, deadline).await;
+                        (name, outcome)
+                    });
+                }
+            }
+        }
+        let mut killed = false;
+        loop {
+            let running = |name: &String| self.tracks.get(name).is_some_and(Track::running);
+            let turn: Vec<String> = waiting
+                .iter()
+                .filter(|name| !hooked.contains(name))
+                .filter(|name| match sidecars.iter().position(|s| s == *name) {
+                    None => true,
+                    Some(i) => !self
+                        .tracks
+                        .iter()
+                        .any(|(n, t)| t.running() && !sidecars[..=i].contains(n)),
+                })
+                .cloned()
+                .collect();
+            waiting.retain(|n| !turn.contains(n) && running(n));
+            self.signal(&turn, Signal::Term).await;
+            if self.tracks.values().all(|t| !t.running()) && hooks.is_empty() {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                Some(id) = self.exits.recv() => self.exited(&id),
+                Some(joined) = hooks.join_next(), if !hooks.is_empty() => {
+                    // An aborted hook (at the deadline) is simply gone.
+                    if let Ok((name, outcome)) = joined {
+                        if let (Err(message), Some(pod)) = (outcome, pod) {
+                            self.shared.recorder.warning(
+                                &container_ref(pod, &name),
+                                "FailedPreStopHook",
+                                format!("PreStopHook failed: {message}"),
+                            );
+                        }
+                        hooked.retain(|n| *n != name);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline), if !killed => {
+                    killed = true;
+                    hooks.abort_all();
+                    hooked.clear();
+                    let all: Vec<String> = self.tracks.keys().cloned().collect();
+                    self.signal(&all, Signal::Kill).await;
+                }
+                _ = tokio::time::sleep_until(deadline + KILL_WAIT), if killed => {
+                    tracing::warn!(pod = %self.record.key(), "containers did not report their end after SIGKILL");
+                    break;
+                }
+            }
+        }
+        true
     }
 
     async fn signal(&mut self, names: &[String], signal: Signal) {

@@ -427,14 +427,14 @@ mod tests {
         let mut with = pod("100m", "1Mi");
         let spec = with.spec.as_mut().unwrap();
         spec.init_containers = Some(vec![
-            container("setup", "150m", false),
+            container("setup", "120m", false),
             container("proxy", "50m", true),
             container("migrate", "400m", false),
         ]);
-        // max(app 100m + sidecar 50m, setup 150m, migrate 400m + sidecar 50m)
+        // max(app 100m + sidecar 50m, setup 120m, migrate 400m + sidecar 50m)
         assert_eq!(pod_requests(&with).milli_cpu, 450);
         spec_of(&mut with).init_containers.as_mut().unwrap().pop();
-        assert_eq!(pod_requests(&with).milli_cpu, 150);
+        assert_eq!(pod_requests(&with).milli_cpu, 150, "app and sidecar over setup");
         spec_of(&mut with).init_containers.as_mut().unwrap().remove(0);
         assert_eq!(pod_requests(&with).milli_cpu, 150, "app and sidecar");
     }
