@@ -20,17 +20,13 @@ const LATENCY_BUCKETS: [f64; 19] = [
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub verb: &'static str,
-    pub group: &'static str,
-    pub version: &'static str,
-    pub resource: &'static str,
-    pub subresource: &'static str,
-    pub scope: &'static str,
-    pub component: &'static str,
+    #[prometheus(flatten)]
+    pub request: DurationLabels,
     pub code: u16,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+/// What a request was, as kube-apiserver's request metrics label it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DurationLabels {
     pub verb: &'static str,
     pub group: &'static str,
@@ -145,32 +141,26 @@ impl RequestCompleted<'_> {
         } else {
             i.verb
         };
+        let request = DurationLabels {
+            verb,
+            group: i.group,
+            version: i.version,
+            resource: i.resource,
+            subresource: i.subresource,
+            scope: i.scope,
+            component: "apiserver",
+        };
+        // Watches last as long as they last; their duration says nothing of latency.
+        if verb != "WATCH" {
+            metrics.durations.observe(&request, self.elapsed.as_secs_f64());
+        }
         metrics
             .requests
             .get_or_create(&RequestLabels {
-                verb,
-                group: i.group,
-                version: i.version,
-                resource: i.resource,
-                subresource: i.subresource,
-                scope: i.scope,
-                component: "apiserver",
+                request,
                 code: self.code,
             })
             .inc();
-        // Watches last as long as they last; their duration says nothing of latency.
-        if verb != "WATCH" {
-            let labels = DurationLabels {
-                verb,
-                group: i.group,
-                version: i.version,
-                resource: i.resource,
-                subresource: i.subresource,
-                scope: i.scope,
-                component: "apiserver",
-            };
-            metrics.durations.observe(&labels, self.elapsed.as_secs_f64());
-        }
         let elapsed_ms = self.elapsed.as_secs_f64() * 1000.0;
         if self.code >= 500 {
             tracing::warn!(

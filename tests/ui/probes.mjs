@@ -5,15 +5,10 @@
 //
 // node probes.mjs URL TOKEN OUT POD   (POD: namespace/name of a pod whose liveness probe fails)
 
-import { chromium } from "playwright-core";
+import { launch, step } from "./browser.mjs";
 
 const [url, token, out, pod] = process.argv.slice(2);
-const step = (name) => console.log(`ok ${name}`);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 1000 } });
   const page = await context.newPage();

@@ -5,16 +5,11 @@
 //
 // node search.mjs URL TOKEN OUT   (env KUBECONFIG: where to create the tailed pod)
 
-import { chromium } from "playwright-core";
+import { launch, step } from "./browser.mjs";
 import { execFileSync } from "node:child_process";
 
 const [url, token, out] = process.argv.slice(2);
-const step = (name) => console.log(`ok ${name}`);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
