@@ -23,12 +23,18 @@ function range() {
   return [new Date(end - hours * 3600e3), end];
 }
 
+/// A time in the browser's zone as `YYYY-MM-DDTHH:MM:SS.mmm` (what `datetime-local` inputs take, to
+/// the second).
+function local(d) {
+  const date = new Date(d);
+  return new Date(date - date.getTimezoneOffset() * 60e3).toISOString().slice(0, 23);
+}
+
 function setCustom(from, to) {
-  const local = (d) => new Date(d - d.getTimezoneOffset() * 60e3).toISOString().slice(0, 19);
   $("range").value = "custom";
   $("custom").hidden = false;
-  $("from").value = local(from);
-  $("to").value = local(to);
+  $("from").value = local(from).slice(0, 19);
+  $("to").value = local(to).slice(0, 19);
 }
 
 /// Words of the query worth highlighting: free terms and phrases, not `field:value` filters or operators.
@@ -97,7 +103,8 @@ function row(hit, fresh) {
   if (fresh) li.className = "fresh";
   const time = document.createElement("span");
   time.className = "time";
-  time.textContent = hit.timestamp.replace("T", " ").replace(/(\.\d{3})\d*Z$/, "$1");
+  time.textContent = local(hit.timestamp).replace("T", " ");
+  time.title = hit.timestamp;
   const level = document.createElement("span");
   level.className = `level ${hit.level}`;
   level.textContent = hit.level || "·";
@@ -198,7 +205,7 @@ async function histogram(params) {
     rect.setAttribute("width", Math.max(1, w - 2));
     rect.setAttribute("height", h);
     const title = document.createElementNS(ns, "title");
-    title.textContent = `${b.count} lines from ${b.start}`;
+    title.textContent = `${b.count} lines from ${local(b.start).replace("T", " ")}`;
     rect.append(title);
     svg.append(rect);
   });
@@ -207,7 +214,7 @@ async function histogram(params) {
     t.setAttribute("x", x);
     t.setAttribute("y", height - 2);
     t.setAttribute("text-anchor", anchor);
-    t.textContent = `${d.toISOString().replace("T", " ").slice(0, 19)} UTC`;
+    t.textContent = local(d).replace("T", " ").slice(0, 19);
     svg.append(t);
   }
   svg.dataset.start = start.toISOString();

@@ -11,7 +11,9 @@ import { execFileSync } from "node:child_process";
 const [url, token, out] = process.argv.slice(2);
 const browser = await launch();
 try {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+  // A zone away from UTC (+5:30), so that times shown and ranges picked are checked in the browser's zone.
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 },
+    timezoneId: "Asia/Kolkata" });
   const page = await context.newPage();
   page.setDefaultTimeout(20000);
   await page.goto(`${url}#token=${token}`);
@@ -26,6 +28,9 @@ try {
   await page.waitForFunction(() => /^\d[\d,]* lines/.test(document.getElementById("status").textContent)
     && document.querySelectorAll("#results li").length > 0
     && [...document.querySelectorAll("#results li .where")].every((w) => w.textContent.includes("/writer/")));
+  const [shown, utc] = await page.locator("#results li .time").first().evaluate((e) => [e.textContent, e.title]);
+  const kolkata = new Date(new Date(utc).getTime() + 330 * 60e3).toISOString().slice(0, 23).replace("T", " ");
+  if (shown !== kolkata) throw new Error(`the line's time ${shown} is not ${utc} in the browser's zone`);
   const marks = await page.locator("#results li mark").count();
   if (marks === 0) throw new Error("no highlighted term in the results");
   await page.screenshot({ path: `${out}/2-searched.png`, fullPage: true });
@@ -43,12 +48,15 @@ try {
   await page.click("#results li .message");
   await page.waitForSelector("#results li .details");
   const box = await page.locator("#histogram").boundingBox();
-  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height / 2);
+  // From 90 % of the hour to past the right edge (the brush stops at the edge): the last six minutes,
+  // where the writer's lines are.
+  await page.mouse.move(box.x + box.width * 0.9, box.y + box.height / 2);
   await page.mouse.down();
-  await page.mouse.move(box.x + box.width * 0.99, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.move(box.x + box.width * 1.05, box.y + box.height / 2, { steps: 5 });
   await page.mouse.up();
   await page.waitForFunction(() => document.getElementById("range").value === "custom"
-    && !document.getElementById("custom").hidden && /lines/.test(document.getElementById("status").textContent));
+    && !document.getElementById("custom").hidden
+    && /^[1-9][\d,]* lines/.test(document.getElementById("status").textContent));
   await page.screenshot({ path: `${out}/4-zoomed.png`, fullPage: true });
   step("zoomed");
 
