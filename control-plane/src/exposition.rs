@@ -408,17 +408,22 @@ mod tests {
                 verb: "PUT",
                 path: "/with \"quotes\" and \\ and\nnewline".into(),
             },
+            // Alone with a sum of 0.00002, which `{:?}` would write `2e-5`.
+            Route {
+                verb: "HEAD",
+                path: "/tiny".into(),
+            },
         ];
-        for (i, value) in [0.00002, 0.005, 0.05, 0.5, 2.0, 100.0, 0.25]
-            .into_iter()
-            .enumerate()
-        {
+        for (i, value) in [0.005, 0.05, 0.5, 2.0, 100.0, 0.25].into_iter().enumerate() {
             let route = &routes[i % 2];
             ours.observe(route, value);
             theirs.get_or_create(route).observe(value);
         }
+        ours.observe(&routes[2], 0.00002);
+        theirs.get_or_create(&routes[2]).observe(0.00002);
         let mut expected = String::new();
         prometheus_client::encoding::text::encode(&mut expected, &registry).unwrap();
+        assert!(expected.contains("} 0.00002\n"), "{expected}");
         let mut written = String::new();
         ours.encode(&mut written);
         written.push_str("# EOF\n");
@@ -430,7 +435,7 @@ mod tests {
             series
         };
         assert_eq!(sorted(&written), sorted(&expected), "{written}\n{expected}");
-        assert!(written.contains("request_seconds_bucket{le=\"+Inf\",verb=\"GET\",path=\"/a\"} 4\n"));
+        assert!(written.contains("request_seconds_bucket{le=\"+Inf\",verb=\"GET\",path=\"/a\"} 3\n"));
         // No labels at all.
         #[derive(Clone, PartialEq, Eq, Hash)]
         struct NoLabels;

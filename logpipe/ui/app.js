@@ -24,9 +24,10 @@ function range() {
 }
 
 /// A time in the browser's zone as `YYYY-MM-DDTHH:MM:SS.mmm` (what `datetime-local` inputs take, to
-/// the second).
+/// the second); a time the browser cannot read stays as it is.
 function local(d) {
   const date = new Date(d);
+  if (isNaN(date)) return String(d);
   return new Date(date - date.getTimezoneOffset() * 60e3).toISOString().slice(0, 23);
 }
 
@@ -214,7 +215,7 @@ async function histogram(params) {
     t.setAttribute("x", x);
     t.setAttribute("y", height - 2);
     t.setAttribute("text-anchor", anchor);
-    t.textContent = local(d).replace("T", " ").slice(0, 19);
+    t.textContent = `${local(d).replace("T", " ").slice(0, 19)} ${Intl.DateTimeFormat().resolvedOptions().timeZone}`;
     svg.append(t);
   }
   svg.dataset.start = start.toISOString();

@@ -402,9 +402,19 @@ fn a_ready_pod_stays_ready_and_in_its_service_when_glasshouse_restarts() {
     std::thread::sleep(Duration::from_secs(11));
     server.kill9();
     server = Server::start_in(dir.path(), &["--api-addr", &api]);
+    let sidecar_ready = |server: &Server| {
+        server.kubectl_ok(&[
+            "get",
+            "pod",
+            "steady",
+            "-o",
+            "jsonpath={.status.initContainerStatuses[0].ready}",
+        ])
+    };
     for _ in 0..40 {
         assert_eq!(endpoints(&server), address, "the pod stayed in its Service");
-        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(sidecar_ready(&server), "true", "the sidecar stayed ready");
+        std::thread::sleep(Duration::from_millis(150));
     }
     let ready = server.kubectl_ok(&[
         "get",

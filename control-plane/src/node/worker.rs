@@ -105,6 +105,8 @@ pub(super) struct Worker {
     last_status: Option<serde_json::Value>,
     /// When the pod first ran all its containers (for the start-latency metric, once).
     started_reported: bool,
+    /// The pod's run is over and what still ran of it was stopped.
+    stopped: bool,
 }
 
 impl Worker {
@@ -124,6 +126,7 @@ impl Worker {
             probed,
             last_status: None,
             started_reported: false,
+            stopped: false,
         };
         let pod_dir = worker.shared.run_dir.join(&worker.uid);
         for attempt in Attempt::read_pod(&pod_dir) {
@@ -192,12 +195,14 @@ impl Worker {
                 .as_ref()
                 .and_then(|p| p.spec.as_ref())
                 .is_some_and(|spec| self.finished(spec));
-            if finished && self.tracks.values().any(Track::running) {
+            // Once: a container that outlives its SIGKILL (a hung shim) is not stopped over and over.
+            if finished && !self.stopped && self.tracks.values().any(Track::running) {
                 let pod = self.pod.clone();
                 let grace = pod.as_deref().map_or(ORPHAN_GRACE, pod_grace);
                 if !self.stop_containers(pod.as_deref(), grace, &shutdown).await {
                     return;
                 }
+                self.stopped = true;
                 continue;
             }
             let sleep = tokio::time::sleep_until(wake.unwrap_or_else(|| Instant::now() + RESYNC));
@@ -727,8 +732,8 @@ impl Worker {
                 run.probes = None;
             }
         }
-        let sidecars: Vec<String> = pod
-            .and_then(|p| p.spec.as_ref())
+        let spec = pod.and_then(|p| p.spec.as_ref());
+        let sidecars: Vec<String> = spec
             .map(|s| {
                 s.init_containers
                     .iter()
@@ -738,6 +743,9 @@ impl Worker {
                     .collect()
             })
             .unwrap_or_default();
+        let apps: Vec<String> = spec
+            .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default();
         // Running, not yet sent SIGTERM.
         let mut waiting: Vec<String> = self
             .tracks
@@ -745,6 +753,13 @@ impl Worker {
             .filter(|(_, t)| t.running())
             .map(|(n, _)| n.clone())
             .collect();
+        // A container a probe is killing already has its event and its SIGTERM.
+        waiting.retain(|name| {
+            self.tracks
+                .get(name)
+                .and_then(|t| t.current.as_ref())
+                .is_none_or(|r| r.kill_at.is_none())
+        });
         let mut hooks = tokio::task::JoinSet::new();
         let mut hooked: Vec<String> = Vec::new();
         if let Some(pod) = pod {
@@ -754,7 +769,8 @@ impl Worker {
                     "Killing",
                     format!("Stopping container {name}"),
                 );
-                if let Some(argv) = pre_stop(pod, name) {
+                // No time, no hook (as upstream).
+                if let Some(argv) = pre_stop(pod, name).filter(|_| !grace.is_zero()) {
                     let env = self.hook_env(Some(pod), name).await;
                     let name = name.clone();
                     hooked.push(name.clone());
@@ -773,10 +789,7 @@ impl Worker {
                 .filter(|name| !hooked.contains(name))
                 .filter(|name| match sidecars.iter().position(|s| s == *name) {
                     None => true,
-                    Some(i) => !self
-                        .tracks
-                        .iter()
-                        .any(|(n, t)| t.running() && !sidecars[..=i].contains(n)),
+                    Some(i) => !apps.iter().chain(&sidecars[i + 1..]).any(running),
                 })
                 .cloned()
                 .collect();
