@@ -198,10 +198,5 @@ async fn main() {
     );
 
     drop(server);
-    let stopped = std::process::Command::new(env!("CARGO_BIN_EXE_glasshouse"))
-        .args(["stop-containers", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    println!("cleanup: {}", String::from_utf8_lossy(&stopped.stdout).trim());
+    common::stop_containers(dir.path());
 }

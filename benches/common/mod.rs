@@ -1,5 +1,5 @@
-//! What the end-to-end benchmarks share: starting `glasshouse up` (the release build) on loopback and
-//! reading a process's memory. Each benchmark compiles this module on its own and uses part of it.
+//! What the end-to-end benchmarks share: starting `glasshouse up` (the release build) on loopback,
+//! stopping the containers it leaves, and reading a process's memory. Each benchmark compiles this module on its own and uses part of it.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -110,6 +110,16 @@ impl Server {
             .error_for_status()
             .unwrap();
     }
+}
+
+/// Stops the containers a stopped server left running on `data_dir` and says how many.
+pub fn stop_containers(data_dir: &Path) {
+    let stopped = Command::new(env!("CARGO_BIN_EXE_glasshouse"))
+        .args(["stop-containers", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    println!("cleanup: {}", String::from_utf8_lossy(&stopped.stdout).trim());
 }
 
 /// The resident memory of a process, in KiB.

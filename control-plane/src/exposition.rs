@@ -176,9 +176,11 @@ impl<L: LabelText> HistogramFamily<L> {
                 let Ok(mut map) = self.series.write() else { return };
                 map.entry(labels.clone())
                     .or_insert_with(|| {
-                        let mut text = String::from("{");
+                        let mut text = String::new();
                         labels.write(&mut text);
-                        text.replace_range(..1, if text.len() > 1 { "," } else { "" });
+                        if !text.is_empty() {
+                            text.insert(0, ',');
+                        }
                         Arc::new(HistogramSeries {
                             labels: text,
                             buckets: (0..=self.bounds.len()).map(|_| AtomicU64::new(0)).collect(),

@@ -15,7 +15,7 @@ use kube::runtime::reflector::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::controllers::cache;
-use crate::exposition::push_label_value;
+use crate::exposition::push_label;
 
 /// The caches the metrics are built from.
 #[derive(Clone)]
@@ -54,14 +54,8 @@ impl Out {
         self.text.push_str(name);
         if !labels.is_empty() {
             self.text.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.text.push(',');
-                }
-                self.text.push_str(k);
-                self.text.push_str("=\"");
-                push_label_value(&mut self.text, v);
-                self.text.push('"');
+            for (k, v) in labels {
+                push_label(&mut self.text, k, v);
             }
             self.text.push('}');
         }

@@ -70,11 +70,7 @@ pub(super) fn build(pod: &Pod, worker: &Worker, host_ip: &str, ip: Ipv4Addr) -> 
             .map(|(_, s)| s.name.as_str())
             .collect()
     };
-    let init_failed = policy == "Never"
-        && init_containers
-            .iter()
-            .zip(&init_statuses)
-            .any(|(c, s)| !is_sidecar(c) && exit_code(s).is_some_and(|code| code != 0));
+    let init_failed = worker.init_failed(&spec);
     if !incomplete.is_empty() {
         // App containers wait for the init containers.
         for status in statuses.iter_mut().filter(|s| s.container_id.is_none()) {

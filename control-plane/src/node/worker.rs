@@ -338,23 +338,30 @@ impl Worker {
     /// every app container ended and none will start again, or an init container failed for good.
     fn finished(&self, spec: &PodSpec) -> bool {
         let policy = spec.restart_policy.as_deref().unwrap_or("Always");
-        let exit_code = |c: &Container| {
-            let run = self.tracks.get(&c.name)?.current.as_ref()?;
-            Some((run.exit.as_ref()?.exit_code, run))
-        };
-        let init_failed = policy == "Never"
+        let done = !spec.containers.is_empty()
+            && spec
+                .containers
+                .iter()
+                .all(|c| self.ended(&c.name).is_some_and(|(_, run)| !restarts(policy, run)));
+        self.init_failed(spec) || done
+    }
+
+    /// Whether an init container (not a sidecar) failed for good: it exited non-zero under
+    /// `restartPolicy: Never`.
+    pub(super) fn init_failed(&self, spec: &PodSpec) -> bool {
+        spec.restart_policy.as_deref() == Some("Never")
             && spec
                 .init_containers
                 .iter()
                 .flatten()
                 .filter(|c| !is_sidecar(c))
-                .any(|c| exit_code(c).is_some_and(|(code, _)| code != 0));
-        let done = !spec.containers.is_empty()
-            && spec
-                .containers
-                .iter()
-                .all(|c| exit_code(c).is_some_and(|(_, run)| !restarts(policy, run)));
-        init_failed || done
+                .any(|c| self.ended(&c.name).is_some_and(|(code, _)| code != 0))
+    }
+
+    /// The exit code of the container's current run, and the run, if it ended.
+    fn ended(&self, name: &str) -> Option<(i32, &Run)> {
+        let run = self.tracks.get(name)?.current.as_ref()?;
+        Some((run.exit.as_ref()?.exit_code, run))
     }
 
     /// Whether app containers of the pod ran already: it was initialized (before an agent restart, say),
